@@ -1,0 +1,313 @@
+"""Config, options and reconfigure flows for rtcc_share."""
+
+from collections.abc import Mapping
+import re
+from typing import Any
+
+from homeassistant.components import webhook
+from homeassistant.components.camera import async_get_stream_source
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.network import NoURLAvailableError
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    EntitySelector,
+    EntitySelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+)
+import probatio
+
+from .const import (
+    CONF_AGENCY_NAME,
+    CONF_ALLOW_HTTP_STREAM_URL,
+    CONF_ALLOWED_INCIDENT_TYPES,
+    CONF_CAMERA_ENTITY_ID,
+    CONF_NOTIFY_TARGETS,
+    CONF_SHARE_AUDIO,
+    CONF_VERIFICATION_KEY,
+    CONF_WEBHOOK_ID,
+    DEFAULT_ALLOWED_INCIDENT_TYPES,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+    INCIDENT_TYPE_MAX_LEN,
+    INCIDENT_TYPE_PATTERN,
+    OPTION_RANGES,
+    SECRET_PREFIX,
+)
+from .signature import InvalidKeyError, generate_secret, parse_key
+
+CONF_KEY_MODE = "key_mode"
+KEY_MODE_GENERATE = "generate"
+KEY_MODE_PUBLIC_KEY = "public_key"
+AGENCY_NAME_MAX_LEN = 100
+
+_INCIDENT_TYPE_RE = re.compile(INCIDENT_TYPE_PATTERN)
+
+KEY_MODE_SELECTOR = SelectSelector(
+    SelectSelectorConfig(
+        options=[KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE],
+        translation_key=CONF_KEY_MODE,
+        mode=SelectSelectorMode.LIST,
+    )
+)
+
+
+def _key_schema() -> probatio.Schema:
+    return probatio.Schema(
+        {
+            probatio.Required(
+                CONF_KEY_MODE, default=KEY_MODE_PUBLIC_KEY
+            ): KEY_MODE_SELECTOR,
+            probatio.Optional(CONF_VERIFICATION_KEY): TextSelector(),
+        }
+    )
+
+
+def _validate_key(user_input: Mapping[str, Any], errors: dict[str, str]) -> str | None:
+    """Return the verification key chosen in the form, or None with an error set."""
+    if user_input[CONF_KEY_MODE] == KEY_MODE_GENERATE:
+        return generate_secret()
+    key = str(user_input.get(CONF_VERIFICATION_KEY, "")).strip()
+    if not key:
+        errors[CONF_VERIFICATION_KEY] = "key_required"
+        return None
+    try:
+        parse_key(key)
+    except InvalidKeyError as err:
+        errors[CONF_VERIFICATION_KEY] = err.reason
+        return None
+    return key
+
+
+def _validate_agency(user_input: Mapping[str, Any], errors: dict[str, str]) -> str:
+    agency = str(user_input.get(CONF_AGENCY_NAME, "")).strip()
+    if not agency or len(agency) > AGENCY_NAME_MAX_LEN:
+        errors[CONF_AGENCY_NAME] = "invalid_agency_name"
+    return agency
+
+
+async def _async_validate_camera(hass: HomeAssistant, entity_id: str) -> str | None:
+    """Return an error key when the camera cannot be shared, else None."""
+    if hass.states.get(entity_id) is None:
+        return "camera_not_found"
+    try:
+        source = await async_get_stream_source(hass, entity_id)
+    except HomeAssistantError:
+        return "camera_not_found"
+    if not source:
+        return "no_stream_source"
+    return None
+
+
+def _webhook_url(hass: HomeAssistant, webhook_id: str) -> str:
+    try:
+        return webhook.async_generate_url(hass, webhook_id)
+    except NoURLAvailableError:
+        return webhook.async_generate_path(webhook_id)
+
+
+def _hand_over_placeholders(
+    hass: HomeAssistant, webhook_id: str, key: str
+) -> dict[str, str]:
+    """What the resident hands to the city; a public key is the city's own."""
+    return {
+        "webhook_url": _webhook_url(hass, webhook_id),
+        "secret": key if key.startswith(SECRET_PREFIX) else "-",
+    }
+
+
+class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add one camera to share with a city's Real Time Crime Center."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        """Start with nothing chosen."""
+        self._data: dict[str, Any] = {}
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> RtccShareOptionsFlow:
+        """Return the options flow."""
+        return RtccShareOptionsFlow()
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pick the camera and name the agency."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            camera = user_input[CONF_CAMERA_ENTITY_ID]
+            await self.async_set_unique_id(camera)
+            self._abort_if_unique_id_configured()
+            agency = _validate_agency(user_input, errors)
+            if not errors and (
+                error := await _async_validate_camera(self.hass, camera)
+            ):
+                errors[CONF_CAMERA_ENTITY_ID] = error
+            if not errors:
+                self._data = {CONF_CAMERA_ENTITY_ID: camera, CONF_AGENCY_NAME: agency}
+                return await self.async_step_key()
+        schema = probatio.Schema(
+            {
+                probatio.Required(CONF_CAMERA_ENTITY_ID): EntitySelector(
+                    EntitySelectorConfig(domain="camera")
+                ),
+                probatio.Required(CONF_AGENCY_NAME): TextSelector(),
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            errors=errors,
+        )
+
+    async def async_step_key(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pin the city's public key, or generate a shared secret."""
+        errors: dict[str, str] = {}
+        if user_input is not None and (key := _validate_key(user_input, errors)):
+            webhook_id = webhook.async_generate_id()
+            camera = self._data[CONF_CAMERA_ENTITY_ID]
+            state = self.hass.states.get(camera)
+            name = state.name if state else camera
+            return self.async_create_entry(
+                title=name,
+                data={
+                    **self._data,
+                    CONF_WEBHOOK_ID: webhook_id,
+                    CONF_VERIFICATION_KEY: key,
+                },
+                options=dict(DEFAULT_OPTIONS),
+                description_placeholders=_hand_over_placeholders(
+                    self.hass, webhook_id, key
+                ),
+            )
+        return self.async_show_form(
+            step_id="key",
+            data_schema=self.add_suggested_values_to_schema(_key_schema(), user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the agency's name or the verification key."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            agency = _validate_agency(user_input, errors)
+            key = _validate_key(user_input, errors)
+            if key and not errors:
+                self._data = {CONF_AGENCY_NAME: agency, CONF_VERIFICATION_KEY: key}
+                if user_input[CONF_KEY_MODE] == KEY_MODE_GENERATE:
+                    return await self.async_step_reconfigure_secret()
+                return self.async_update_reload_and_abort(
+                    entry, data_updates=self._data
+                )
+        schema = probatio.Schema(
+            {probatio.Required(CONF_AGENCY_NAME): TextSelector()}
+        ).extend(_key_schema().schema)
+        suggested = user_input or {CONF_AGENCY_NAME: entry.data[CONF_AGENCY_NAME]}
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure_secret(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the new secret once; it is saved when the resident confirms."""
+        entry = self._get_reconfigure_entry()
+        if user_input is not None:
+            return self.async_update_reload_and_abort(entry, data_updates=self._data)
+        return self.async_show_form(
+            step_id="reconfigure_secret",
+            description_placeholders=_hand_over_placeholders(
+                self.hass,
+                entry.data[CONF_WEBHOOK_ID],
+                self._data[CONF_VERIFICATION_KEY],
+            ),
+        )
+
+
+def _number(option: str) -> NumberSelector:
+    low, high = OPTION_RANGES[option]
+    return NumberSelector(
+        NumberSelectorConfig(min=low, max=high, step=1, mode=NumberSelectorMode.BOX)
+    )
+
+
+def _options_schema() -> probatio.Schema:
+    fields: dict[Any, Any] = {
+        probatio.Required(option): _number(option) for option in OPTION_RANGES
+    }
+    fields[probatio.Required(CONF_ALLOWED_INCIDENT_TYPES)] = SelectSelector(
+        SelectSelectorConfig(
+            options=list(DEFAULT_ALLOWED_INCIDENT_TYPES),
+            multiple=True,
+            custom_value=True,
+            translation_key=CONF_ALLOWED_INCIDENT_TYPES,
+        )
+    )
+    fields[probatio.Required(CONF_SHARE_AUDIO)] = BooleanSelector()
+    fields[probatio.Optional(CONF_NOTIFY_TARGETS)] = SelectSelector(
+        SelectSelectorConfig(options=[], multiple=True, custom_value=True)
+    )
+    fields[probatio.Required(CONF_ALLOW_HTTP_STREAM_URL)] = BooleanSelector()
+    return probatio.Schema(fields)
+
+
+def _validate_options(user_input: Mapping[str, Any], errors: dict[str, str]) -> None:
+    for option, (low, high) in OPTION_RANGES.items():
+        value = user_input[option]
+        if value != int(value) or not low <= value <= high:
+            errors[option] = "out_of_range"
+    types = user_input[CONF_ALLOWED_INCIDENT_TYPES]
+    if any(
+        len(code) > INCIDENT_TYPE_MAX_LEN or not _INCIDENT_TYPE_RE.match(code)
+        for code in types
+    ):
+        errors[CONF_ALLOWED_INCIDENT_TYPES] = "invalid_incident_type"
+    targets = user_input.get(CONF_NOTIFY_TARGETS, [])
+    if any(not target.startswith("notify.") for target in targets):
+        errors[CONF_NOTIFY_TARGETS] = "invalid_notify_target"
+
+
+class RtccShareOptionsFlow(OptionsFlow):
+    """The resident's limits; defaults are the privacy-preserving ones."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show every option with its range."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            _validate_options(user_input, errors)
+            if not errors:
+                options = {
+                    **DEFAULT_OPTIONS,
+                    **user_input,
+                    **{option: int(user_input[option]) for option in OPTION_RANGES},
+                }
+                return self.async_create_entry(data=options)
+        current = {**DEFAULT_OPTIONS, **self.config_entry.options, **(user_input or {})}
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(_options_schema(), current),
+            errors=errors,
+        )

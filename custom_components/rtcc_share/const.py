@@ -1,0 +1,108 @@
+"""Constants for the rtcc_share integration.
+
+Kept free of Home Assistant imports: the pure policy module depends on it.
+"""
+
+from typing import Final
+
+DOMAIN: Final = "rtcc_share"
+
+# Config entry data (schema version 1, see docs/city-api.md).
+CONF_CAMERA_ENTITY_ID: Final = "camera_entity_id"
+CONF_AGENCY_NAME: Final = "agency_name"
+CONF_WEBHOOK_ID: Final = "webhook_id"
+CONF_VERIFICATION_KEY: Final = "verification_key"
+
+# Config entry options.
+CONF_MAX_DISTANCE_M: Final = "max_distance_m"
+CONF_MAX_DURATION_S: Final = "max_duration_s"
+CONF_MAX_ACTIVATIONS_PER_DAY: Final = "max_activations_per_day"
+CONF_MAX_SHARE_MINUTES_PER_DAY: Final = "max_share_minutes_per_day"
+CONF_ALLOWED_INCIDENT_TYPES: Final = "allowed_incident_types"
+CONF_CONSENT_LAPSE_DAYS: Final = "consent_lapse_days"
+CONF_SHARE_AUDIO: Final = "share_audio"
+CONF_NOTIFY_TARGETS: Final = "notify_targets"
+CONF_ALLOW_HTTP_STREAM_URL: Final = "allow_http_stream_url"
+CONF_AUDIT_RETENTION_DAYS: Final = "audit_retention_days"
+
+DEFAULT_ALLOWED_INCIDENT_TYPES: Final = (
+    "shots_fired",
+    "homicide",
+    "robbery",
+    "carjacking",
+    "kidnapping",
+    "missing_person",
+    "burglary_in_progress",
+    "assault",
+)
+
+# The privacy-preserving defaults.
+DEFAULT_OPTIONS: Final[dict[str, object]] = {
+    CONF_MAX_DISTANCE_M: 400,
+    CONF_MAX_DURATION_S: 900,
+    CONF_MAX_ACTIVATIONS_PER_DAY: 3,
+    CONF_MAX_SHARE_MINUTES_PER_DAY: 60,
+    CONF_ALLOWED_INCIDENT_TYPES: list(DEFAULT_ALLOWED_INCIDENT_TYPES),
+    CONF_CONSENT_LAPSE_DAYS: 45,
+    CONF_SHARE_AUDIO: False,
+    CONF_NOTIFY_TARGETS: [],
+    CONF_ALLOW_HTTP_STREAM_URL: False,
+    CONF_AUDIT_RETENTION_DAYS: 0,
+}
+
+# Inclusive option ranges.
+OPTION_RANGES: Final[dict[str, tuple[int, int]]] = {
+    CONF_MAX_DISTANCE_M: (50, 2000),
+    CONF_MAX_DURATION_S: (60, 3600),
+    CONF_MAX_ACTIVATIONS_PER_DAY: (1, 24),
+    CONF_MAX_SHARE_MINUTES_PER_DAY: (1, 1440),
+    CONF_CONSENT_LAPSE_DAYS: (0, 365),
+    CONF_AUDIT_RETENTION_DAYS: (0, 3650),
+}
+
+INCIDENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$"
+INCIDENT_TYPE_MAX_LEN: Final = 64
+
+# Standard Webhooks keys.
+SECRET_PREFIX: Final = "whsec_"
+PUBLIC_KEY_PREFIX: Final = "whpk_"
+PRIVATE_KEY_PREFIX: Final = "whsk_"
+SECRET_MIN_BYTES: Final = 24
+SECRET_MAX_BYTES: Final = 64
+SECRET_GENERATED_BYTES: Final = 32
+ED25519_KEY_BYTES: Final = 32
+
+# City API limits.
+MAX_BODY_BYTES: Final = 64 * 1024
+TIMESTAMP_TOLERANCE_S: Final = 300
+ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,128}$"
+MIN_REQUESTED_DURATION_S: Final = 30
+MAX_REQUESTED_DURATION_S: Final = 86400
+MAX_INCIDENT_RADIUS_M: Final = 5000
+ROLLING_WINDOW_S: Final = 24 * 3600
+
+# Unauthenticated failures are logged at most this often per entry.
+REJECTION_LOG_INTERVAL_S: Final = 60
+
+# Events fired on the bus (the logbook describes them).
+EVENT_GRANTED: Final = f"{DOMAIN}_granted"
+EVENT_REFUSED: Final = f"{DOMAIN}_refused"
+EVENT_ENDED: Final = f"{DOMAIN}_ended"
+
+# Replay protection: accepted webhook-ids are remembered for the timestamp
+# window; at most this many at once (then messages are refused, not forgotten).
+SEEN_IDS_MAX: Final = 10_000
+SEEN_IDS_SAVE_DELAY_S: Final = 1.0
+
+# Audit log (audit.py): the events it records.
+AUDIT_CONSENT_ON: Final = "consent_on"
+AUDIT_CONSENT_OFF: Final = "consent_off"
+AUDIT_OPTIONS_CHANGED: Final = "options_changed"
+AUDIT_ACTIVATION_GRANTED: Final = "activation_granted"
+AUDIT_ACTIVATION_REFUSED: Final = "activation_refused"
+AUDIT_SHARE_ENDED: Final = "share_ended"
+AUDIT_AUTHENTICATION_FAILED: Final = "authentication_failed"
+AUDIT_KEY_ROTATED: Final = "key_rotated"
+AUDIT_INTERRUPTED: Final = "interrupted"
+AUDIT_RECOVERED: Final = "recovered"
+AUDIT_PRUNED: Final = "pruned"

@@ -1,0 +1,42 @@
+"""Diagnostics: configuration and state with every secret redacted."""
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_VERIFICATION_KEY, CONF_WEBHOOK_ID
+from .models import RtccShareConfigEntry
+
+TO_REDACT = {CONF_VERIFICATION_KEY, CONF_WEBHOOK_ID, "stream_url", "token"}
+AUDIT_TAIL = 20
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: RtccShareConfigEntry
+) -> dict[str, Any]:
+    """Return the entry's configuration, session state and audit-log status."""
+    data = entry.runtime_data
+    session = data.session
+    live = session.live
+    verify = await data.audit.async_verify()
+    return {
+        "entry": async_redact_data(
+            {"data": dict(entry.data), "options": dict(entry.options)}, TO_REDACT
+        ),
+        "session": {
+            "consent_on": session.consent_on,
+            "consent_lapses_at": session.consent_lapses_at,
+            "live": async_redact_data(live.response(), TO_REDACT) if live else None,
+            "viewers": live.stream.viewer_summary() if live else [],
+            "activations_24h": session.activations_in_window(),
+            "rejected_requests": session.rejected_requests,
+            "seen_message_ids": len(data.seen_ids),
+        },
+        "audit": {
+            "valid": verify.valid,
+            "records": verify.records,
+            "first_bad_seq": verify.first_bad_seq,
+            "last_records": await data.audit.async_tail(AUDIT_TAIL),
+        },
+    }

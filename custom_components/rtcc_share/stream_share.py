@@ -1,0 +1,245 @@
+"""The only code that touches Home Assistant's `stream` component.
+
+Each activation gets its own `Stream` on the source camera's stream source.
+It is never given a `stream` access token, so HA's `/api/hls/` views cannot
+reach it; it is served only by this module's view under a per-activation
+token. That lets the view log every viewer request and makes revocation
+exact: once the token is dropped, every URL under it answers 404.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+import re
+import secrets
+from typing import Any, Final
+
+from aiohttp import web
+from homeassistant.components.camera.helper import get_camera_from_entity_id
+from homeassistant.components.camera.prefs import (
+    DynamicStreamSettings,
+    get_dynamic_camera_stream_settings,
+)
+from homeassistant.components.stream import HLS_PROVIDER, Stream, create_stream
+from homeassistant.components.stream.const import ATTR_STREAMS, AUDIO_CODECS
+from homeassistant.components.stream.core import StreamOutput, StreamView
+from homeassistant.components.stream.hls import (
+    HlsInitView,
+    HlsMasterPlaylistView,
+    HlsPartView,
+    HlsPlaylistView,
+    HlsSegmentView,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+
+from .const import DOMAIN
+
+STREAM_DOMAIN: Final = "stream"
+URL_PREFIX: Final = f"/api/{DOMAIN}/hls"
+# Keeps the output alive past the share's end, so a viewer who opens the URL
+# late still gets video; revocation, not idleness, ends it.
+IDLE_MARGIN_S: Final = 60
+# Standard RTSP demuxer option: only SETUP the video track, so audio never
+# leaves the camera.
+RTSP_VIDEO_ONLY: Final = {"allowed_media_types": "video"}
+
+_SHARES: HassKey[dict[str, ShareStream]] = HassKey(f"{DOMAIN}_shares")
+
+_FILES: Final[tuple[tuple[re.Pattern[str], StreamView], ...]] = (
+    (re.compile(r"master_playlist\.m3u8"), HlsMasterPlaylistView()),
+    (re.compile(r"playlist\.m3u8"), HlsPlaylistView()),
+    (re.compile(r"init\.mp4"), HlsInitView()),
+    (re.compile(r"segment/(?P<sequence>\d{1,12})\.m4s"), HlsSegmentView()),
+    (
+        re.compile(r"segment/(?P<sequence>\d{1,12})\.(?P<part_num>\d{1,6})\.m4s"),
+        HlsPartView(),
+    ),
+)
+
+
+class AudioNotRemovableError(HomeAssistantError):
+    """The source carries audio that cannot be filtered out."""
+
+
+@dataclass(slots=True)
+class ViewerRecord:
+    """What one client address fetched."""
+
+    first: datetime
+    last: datetime
+    requests: int = 0
+    bytes: int = 0
+
+    def as_dict(self, address: str) -> dict[str, Any]:
+        """Return the record for the audit log."""
+        return {
+            "address": address,
+            "first": self.first.isoformat(),
+            "last": self.last.isoformat(),
+            "requests": self.requests,
+            "bytes": self.bytes,
+        }
+
+
+@dataclass(slots=True)
+class ShareStream:
+    """One activation's dedicated stream and the log of who viewed it."""
+
+    stream: Stream
+    token: str
+    provider: StreamOutput | None = None
+    viewers: dict[str, ViewerRecord] = field(default_factory=dict)
+    revoked: bool = False
+
+    @property
+    def path(self) -> str:
+        """Return the master playlist's path (no host)."""
+        return f"{URL_PREFIX}/{self.token}/master_playlist.m3u8"
+
+    def viewer_summary(self) -> list[dict[str, Any]]:
+        """Return every viewer's record."""
+        return [record.as_dict(address) for address, record in self.viewers.items()]
+
+    def log_request(self, address: str, size: int) -> None:
+        """Count one served request."""
+        now = dt_util.utcnow()
+        record = self.viewers.setdefault(address, ViewerRecord(first=now, last=now))
+        record.last = now
+        record.requests += 1
+        record.bytes += size
+
+    async def async_teardown(self) -> None:
+        """Stop the worker and drop the stream; safe to call again."""
+        # HA's own shutdown may already have dropped the outputs, not their timers.
+        for provider in {self.provider, *self.stream.outputs().values()} - {None}:
+            assert provider is not None
+            provider.cleanup()
+            # Releases LL-HLS requests blocked waiting for the next part.
+            provider.part_put()
+        await self.stream.stop()
+        streams: list[Stream] = self.stream.hass.data[STREAM_DOMAIN][ATTR_STREAMS]
+        if self.stream in streams:
+            streams.remove(self.stream)
+
+
+def async_setup_view(hass: HomeAssistant) -> None:
+    """Register the view once for all entries."""
+    if _SHARES in hass.data:
+        return
+    hass.data[_SHARES] = {}
+    hass.http.register_view(ShareHlsView())
+
+
+def _has_audio(source: str, pyav_options: dict[str, str]) -> bool:
+    """Probe the source for an audio track the stream worker would remux."""
+    import av  # noqa: PLC0415
+
+    with av.open(source, options=pyav_options, timeout=10) as container:
+        return any(
+            stream.codec_context.name in AUDIO_CODECS
+            for stream in container.streams.audio
+        )
+
+
+async def _async_exclude_audio(hass: HomeAssistant, stream: Stream) -> None:
+    """Keep audio out, or raise AudioNotRemovableError if it cannot be."""
+    if stream.source.startswith(("rtsp://", "rtsps://")):
+        stream.pyav_options.update(RTSP_VIDEO_ONLY)
+    elif await hass.async_add_executor_job(
+        _has_audio, stream.source, dict(stream.pyav_options)
+    ):
+        raise AudioNotRemovableError
+
+
+async def async_start(
+    hass: HomeAssistant,
+    camera_entity_id: str,
+    source: str,
+    *,
+    share_audio: bool,
+    duration_s: int,
+) -> ShareStream:
+    """Create and start the activation's own stream."""
+    camera = get_camera_from_entity_id(hass, camera_entity_id)
+    camera_settings = await get_dynamic_camera_stream_settings(hass, camera_entity_id)
+    stream = create_stream(
+        hass,
+        source,
+        options=camera.stream_options,
+        # A copy: the camera's own settings may ask to preload its stream.
+        dynamic_stream_settings=DynamicStreamSettings(
+            orientation=camera_settings.orientation
+        ),
+        stream_label=f"{DOMAIN}.{camera_entity_id}",
+    )
+    share = ShareStream(stream=stream, token=secrets.token_hex(32))
+    try:
+        if not share_audio:
+            await _async_exclude_audio(hass, stream)
+        share.provider = stream.add_provider(
+            HLS_PROVIDER, timeout=duration_s + IDLE_MARGIN_S
+        )
+        await stream.start()
+    except Exception:
+        await share.async_teardown()
+        raise
+    hass.data[_SHARES][share.token] = share
+    return share
+
+
+async def async_revoke(hass: HomeAssistant, share: ShareStream) -> None:
+    """End access at once: the token first, then the worker."""
+    share.revoked = True
+    hass.data[_SHARES].pop(share.token, None)
+    await share.async_teardown()
+
+
+class ShareHlsView(HomeAssistantView):
+    """Serve a share's HLS files under its token, logging each viewer."""
+
+    url = URL_PREFIX + r"/{token:[a-f0-9]{64}}/{file:.+}"
+    name = f"api:{DOMAIN}:hls"
+    requires_auth = False
+    cors_allowed = True
+
+    async def get(
+        self, request: web.Request, token: str, file: str
+    ) -> web.StreamResponse:
+        """Serve one file of a live share, or 404."""
+        share = request.app[KEY_HASS].data[_SHARES].get(token)
+        match = next(
+            (
+                (view, found.groupdict())
+                for pattern, view in _FILES
+                if (found := pattern.fullmatch(file))
+            ),
+            None,
+        )
+        if share is None or match is None:
+            return web.Response(status=HTTPStatus.NOT_FOUND)
+        view, parts = match
+        try:
+            response = await view.handle(
+                request,
+                share.stream,
+                parts.get("sequence", ""),
+                parts.get("part_num", ""),
+            )
+        except Exception:
+            # A request woken by revocation finds the output torn down.
+            if not share.revoked:
+                raise
+            response = web.Response(status=HTTPStatus.NOT_FOUND)
+        if share.revoked:
+            # A request that raced the revocation may have restarted the worker.
+            await share.async_teardown()
+            return web.Response(status=HTTPStatus.NOT_FOUND)
+        body = getattr(response, "body", None)
+        share.log_request(
+            request.remote or "unknown", len(body) if isinstance(body, bytes) else 0
+        )
+        return response

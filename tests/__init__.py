@@ -1,0 +1,1 @@
+"""Tests for the rtcc_share integration."""

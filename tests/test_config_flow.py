@@ -1,0 +1,285 @@
+"""Config, options and reconfigure flows, every error and abort."""
+
+from typing import Any
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.rtcc_share.const import (
+    CONF_AGENCY_NAME,
+    CONF_ALLOWED_INCIDENT_TYPES,
+    CONF_CAMERA_ENTITY_ID,
+    CONF_MAX_DISTANCE_M,
+    CONF_NOTIFY_TARGETS,
+    CONF_VERIFICATION_KEY,
+    CONF_WEBHOOK_ID,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+)
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
+
+from .common import CITY_PUBLIC_KEY, SECRET
+from .conftest import CAMERA, SourceCamera
+
+USER_INPUT = {CONF_CAMERA_ENTITY_ID: CAMERA, CONF_AGENCY_NAME: "Jackson PD RTCC"}
+
+
+async def _start(hass: HomeAssistant, user_input: dict[str, Any] = USER_INPUT) -> Any:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    return await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+
+
+async def test_user_flow_with_city_public_key(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """Pin the city's public key; the entry starts with the privacy defaults."""
+    result = await _start(hass)
+    assert result["step_id"] == "key"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {"key_mode": "public_key", CONF_VERIFICATION_KEY: f"  {CITY_PUBLIC_KEY} "},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Front door"
+    data = result["data"]
+    assert data[CONF_VERIFICATION_KEY] == CITY_PUBLIC_KEY
+    assert len(data[CONF_WEBHOOK_ID]) == 64
+    assert result["options"] == DEFAULT_OPTIONS
+    assert result["result"].unique_id == CAMERA
+    placeholders = result["description_placeholders"]
+    assert placeholders["webhook_url"].endswith(f"/api/webhook/{data[CONF_WEBHOOK_ID]}")
+    assert placeholders["secret"] == "-"
+
+
+async def test_user_flow_generates_secret(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """A generated secret is shown once, to hand to the city."""
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    secret = result["data"][CONF_VERIFICATION_KEY]
+    assert secret.startswith("whsec_")
+    assert result["description_placeholders"]["secret"] == secret
+
+
+async def test_webhook_path_when_no_url(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """Without any configured URL the flow still shows the webhook path."""
+    await hass.config.async_update(external_url=None, internal_url=None)
+    hass.config.api = None
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    assert result["description_placeholders"]["webhook_url"].startswith("/api/webhook/")
+
+
+@pytest.mark.parametrize(
+    ("user_input", "field", "error"),
+    [
+        (
+            {**USER_INPUT, CONF_CAMERA_ENTITY_ID: "camera.nope"},
+            CONF_CAMERA_ENTITY_ID,
+            "camera_not_found",
+        ),
+        (
+            {**USER_INPUT, CONF_AGENCY_NAME: "  "},
+            CONF_AGENCY_NAME,
+            "invalid_agency_name",
+        ),
+        (
+            {**USER_INPUT, CONF_AGENCY_NAME: "x" * 101},
+            CONF_AGENCY_NAME,
+            "invalid_agency_name",
+        ),
+    ],
+)
+async def test_user_step_errors(
+    hass: HomeAssistant,
+    camera: SourceCamera,
+    user_input: dict[str, Any],
+    field: str,
+    error: str,
+) -> None:
+    """Bad camera or agency names get a translated error, then the flow recovers."""
+    result = await _start(hass, user_input)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: error}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], USER_INPUT
+    )
+    assert result["step_id"] == "key"
+
+
+async def test_camera_without_stream(hass: HomeAssistant, camera: SourceCamera) -> None:
+    """A camera without a stream source (e.g. WebRTC-only) is explained."""
+    camera.source = None
+    result = await _start(hass)
+    assert result["errors"] == {CONF_CAMERA_ENTITY_ID: "no_stream_source"}
+
+
+async def test_camera_turned_off(hass: HomeAssistant, camera: SourceCamera) -> None:
+    """A camera that is off cannot be checked for a stream."""
+    camera._attr_is_on = False
+    result = await _start(hass)
+    assert result["errors"] == {CONF_CAMERA_ENTITY_ID: "camera_not_found"}
+
+
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        ("", "key_required"),
+        ("pk_abc", "invalid_prefix"),
+        ("whpk_not base64!", "invalid_base64"),
+        ("whpk_" + "A" * 40, "invalid_length"),
+    ],
+)
+async def test_key_errors(
+    hass: HomeAssistant, camera: SourceCamera, key: str, error: str
+) -> None:
+    """A malformed key is refused with the reason."""
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "public_key", CONF_VERIFICATION_KEY: key}
+    )
+    assert result["errors"] == {CONF_VERIFICATION_KEY: error}
+
+
+async def test_already_configured(
+    hass: HomeAssistant, camera: SourceCamera, config_entry: MockConfigEntry
+) -> None:
+    """One entry per camera."""
+    result = await _start(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_options_flow(hass: HomeAssistant, integration: MockConfigEntry) -> None:
+    """Every option is offered with its range; valid input is saved."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert set(result["data_schema"].schema) >= set(DEFAULT_OPTIONS) - {
+        CONF_NOTIFY_TARGETS
+    }
+    new = {
+        **DEFAULT_OPTIONS,
+        CONF_MAX_DISTANCE_M: 250.0,
+        CONF_ALLOWED_INCIDENT_TYPES: ["shots_fired"],
+        CONF_NOTIFY_TARGETS: ["notify.mobile_app_phone"],
+    }
+    result = await hass.config_entries.options.async_configure(result["flow_id"], new)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_MAX_DISTANCE_M] == 250
+    assert isinstance(integration.options[CONF_MAX_DISTANCE_M], int)
+    await hass.async_block_till_done()
+    assert integration.runtime_data.session.options[CONF_MAX_DISTANCE_M] == 250
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "error"),
+    [
+        ({CONF_MAX_DISTANCE_M: 100.5}, CONF_MAX_DISTANCE_M, "out_of_range"),
+        (
+            {CONF_ALLOWED_INCIDENT_TYPES: ["Protest Now"]},
+            CONF_ALLOWED_INCIDENT_TYPES,
+            "invalid_incident_type",
+        ),
+        (
+            {CONF_NOTIFY_TARGETS: ["light.kitchen"]},
+            CONF_NOTIFY_TARGETS,
+            "invalid_notify_target",
+        ),
+    ],
+)
+async def test_options_errors(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    change: dict[str, Any],
+    field: str,
+    error: str,
+) -> None:
+    """Out-of-range or malformed options are refused with a translated error."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**DEFAULT_OPTIONS, **change}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: error}
+
+
+@pytest.mark.parametrize(
+    "change", [{CONF_MAX_DISTANCE_M: 49}, {"max_duration_s": 3601}]
+)
+async def test_options_outside_range_rejected_by_selector(
+    hass: HomeAssistant, integration: MockConfigEntry, change: dict[str, Any]
+) -> None:
+    """The number selectors carry the contract's ranges."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {**DEFAULT_OPTIONS, **change}
+        )
+
+
+async def test_reconfigure_to_public_key(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """The agency and key can be changed; the entry reloads."""
+    result = await integration.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_AGENCY_NAME: "Hinds County RTCC",
+            "key_mode": "public_key",
+            CONF_VERIFICATION_KEY: CITY_PUBLIC_KEY,
+        },
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert integration.data[CONF_VERIFICATION_KEY] == CITY_PUBLIC_KEY
+    assert integration.data[CONF_AGENCY_NAME] == "Hinds County RTCC"
+    await hass.async_block_till_done()
+    records = await integration.runtime_data.audit.async_export(None, None)
+    assert "key_rotated" in [r["event"] for r in records]
+
+
+async def test_reconfigure_generates_secret(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """A new secret is shown before it is saved."""
+    result = await integration.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_AGENCY_NAME: "Jackson PD RTCC", "key_mode": "generate"}
+    )
+    assert result["step_id"] == "reconfigure_secret"
+    secret = result["description_placeholders"]["secret"]
+    assert integration.data[CONF_VERIFICATION_KEY] == SECRET
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["reason"] == "reconfigure_successful"
+    assert integration.data[CONF_VERIFICATION_KEY] == secret
+
+
+async def test_reconfigure_errors(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """Errors in the reconfigure form are shown."""
+    result = await integration.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_AGENCY_NAME: "", "key_mode": "public_key", CONF_VERIFICATION_KEY: "x"},
+    )
+    assert result["errors"] == {
+        CONF_AGENCY_NAME: "invalid_agency_name",
+        CONF_VERIFICATION_KEY: "invalid_prefix",
+    }

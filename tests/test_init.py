@@ -1,0 +1,53 @@
+"""Setup, unload and removal of an entry."""
+
+from homeassistant.components import webhook
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.rtcc_share.const import DOMAIN
+
+from .conftest import WEBHOOK_ID
+
+
+async def test_setup_creates_entities_on_one_device(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Every entity sits on the entry's device; consent starts off."""
+    entries = er.async_entries_for_config_entry(entity_registry, integration.entry_id)
+    assert {e.domain for e in entries} == {
+        "binary_sensor",
+        "button",
+        "camera",
+        "event",
+        "sensor",
+        "switch",
+    }
+    assert len({e.device_id for e in entries}) == 1
+    assert hass.states.get("switch.front_door_consent_to_share").state == "off"
+    assert hass.states.get("binary_sensor.front_door_live_share").state == "off"
+
+
+async def test_unload_removes_webhook(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """Unloading unregisters the webhook and the entities go unavailable."""
+    handlers = hass.data["webhook"]
+    assert WEBHOOK_ID in handlers
+    assert await hass.config_entries.async_unload(integration.entry_id)
+    assert integration.state is ConfigEntryState.NOT_LOADED
+    assert WEBHOOK_ID not in handlers
+    assert hass.states.get("switch.front_door_consent_to_share").state == "unavailable"
+
+
+async def test_remove_entry_deletes_stored_state(
+    hass: HomeAssistant, integration: MockConfigEntry, hass_storage: dict
+) -> None:
+    """Removing the entry deletes the session and seen-id stores."""
+    assert await hass.config_entries.async_remove(integration.entry_id)
+    await hass.async_block_till_done()
+    assert not [key for key in hass_storage if key.startswith(DOMAIN)]
+    assert webhook.async_generate_path(WEBHOOK_ID) not in str(hass.data["webhook"])

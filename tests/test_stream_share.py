@@ -1,0 +1,271 @@
+"""The live share through HA's real stream component, with real H.264 video."""
+
+import asyncio
+from datetime import timedelta
+import io
+import re
+import threading
+from typing import Any
+
+import av
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
+from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY
+
+from .common import City, ended, requested
+from .conftest import CAMERA, EXTERNAL_URL, WEBHOOK_ID, SourceCamera
+
+CONSENT = "switch.front_door_consent_to_share"
+
+
+class Viewer:
+    """The city's HLS viewer: fetches the files a player would."""
+
+    def __init__(self, client: Any, stream_url: str) -> None:
+        """Fetch relative to the master playlist."""
+        self.client = client
+        self.base = stream_url.removeprefix(EXTERNAL_URL).rsplit("/", 1)[0]
+
+    async def get(self, name: str) -> tuple[int, bytes]:
+        """GET one file of the share."""
+        response = await self.client.get(f"{self.base}/{name}")
+        return response.status, await response.read()
+
+    async def files(self) -> dict[str, tuple[int, bytes]]:
+        """Fetch master playlist, playlist, init and the first segment."""
+        files = {"master": await self.get("master_playlist.m3u8")}
+        files["playlist"] = await self.get("playlist.m3u8")
+        files["init"] = await self.get("init.mp4")
+        segment = re.search(rb"segment/\d+\.m4s", files["playlist"][1])
+        assert segment, files["playlist"]
+        files["segment"] = await self.get(segment.group().decode())
+        return files
+
+
+@pytest.fixture
+async def grant(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+) -> Any:
+    """Turn consent on and have the city activate; return a viewer factory."""
+    client = await hass_client_no_auth()
+
+    async def _grant(
+        activation_id: str = "JPD-RTCC-0017",
+    ) -> tuple[int, dict[str, Any], Viewer]:
+        await hass.services.async_call(
+            "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
+        )
+        body, headers = city.sign(requested(activation_id))
+        response = await client.post(
+            f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
+        )
+        data = await response.json()
+        return response.status, data, Viewer(client, data.get("stream_url", "/x/y"))
+
+    _grant.client = client  # type: ignore[attr-defined]
+    return _grant
+
+
+def _decode(init: bytes, segment: bytes) -> tuple[list[str], int]:
+    with av.open(io.BytesIO(init + segment)) as container:
+        kinds = [f"{s.type}:{s.codec_context.name}" for s in container.streams]
+        frames = sum(1 for _ in container.decode(video=0))
+    return kinds, frames
+
+
+async def test_grant_serves_decodable_h264_without_audio(
+    hass: HomeAssistant, grant: Any
+) -> None:
+    """Master playlist, playlist, init and a segment are served and decode."""
+    status, _, viewer = await grant()
+    assert status == 201
+    files = await viewer.files()
+    assert {name: code for name, (code, _) in files.items()} == dict.fromkeys(
+        files, 200
+    )
+    assert b"playlist.m3u8" in files["master"][1]
+    kinds, frames = await hass.async_add_executor_job(
+        _decode, files["init"][1], files["segment"][1]
+    )
+    assert kinds == ["video:h264"]
+    assert frames > 0
+
+
+async def _end_by(
+    hass: HomeAssistant,
+    how: str,
+    grant: Any,
+    entry: MockConfigEntry,
+    city: City,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    if how == "expired":
+        freezer.tick(timedelta(seconds=DEFAULT_OPTIONS["max_duration_s"] + 1))
+        async_fire_time_changed(hass)
+    elif how == "ended_by_city":
+        body, headers = city.sign(ended())
+        await grant.client.post(
+            f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
+        )
+    elif how == "consent_off":
+        await hass.services.async_call(
+            "switch", "turn_off", {"entity_id": CONSENT}, blocking=True
+        )
+    elif how == "consent_lapsed":
+        freezer.tick(timedelta(seconds=101))
+        async_fire_time_changed(hass)
+    elif how == "stopped_by_resident":
+        await hass.services.async_call(
+            "button",
+            "press",
+            {"entity_id": "button.front_door_stop_sharing_now"},
+            blocking=True,
+        )
+    elif how == "camera_unavailable":
+        hass.states.async_set(CAMERA, "unavailable")
+    elif how == "unloaded":
+        await hass.config_entries.async_unload(entry.entry_id)
+    elif how == "ha_stopping":
+        hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "expired",
+        "ended_by_city",
+        "consent_off",
+        "consent_lapsed",
+        "stopped_by_resident",
+        "camera_unavailable",
+        "unloaded",
+        "ha_stopping",
+    ],
+)
+async def test_every_end_revokes_every_url(
+    hass: HomeAssistant,
+    grant: Any,
+    integration: MockConfigEntry,
+    city: City,
+    freezer: FrozenDateTimeFactory,
+    how: str,
+) -> None:
+    """However the share ends, every URL 404s and no worker thread lingers."""
+    ended_events = []
+    hass.bus.async_listen("rtcc_share_ended", ended_events.append)
+    if how == "consent_lapsed":
+        # Consent given long ago lapses in the middle of the share.
+        await hass.services.async_call(
+            "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
+        )
+        freezer.tick(timedelta(days=DEFAULT_OPTIONS["consent_lapse_days"], seconds=-100))
+        async_fire_time_changed(hass)
+    status, _, viewer = await grant()
+    assert status == 201
+    files = await viewer.files()
+    segment = re.search(rb"segment/\d+\.m4s", files["playlist"][1]).group().decode()
+    await _end_by(hass, how, grant, integration, city, freezer)
+    for name in ("master_playlist.m3u8", "playlist.m3u8", "init.mp4", segment):
+        assert (await viewer.get(name))[0] == 404, name
+    assert [e.data["reason"] for e in ended_events] == [how]
+    assert not [t for t in threading.enumerate() if t.name == "stream_worker"]
+
+
+async def test_blocking_playlist_request_is_released(
+    hass: HomeAssistant, grant: Any, integration: MockConfigEntry
+) -> None:
+    """An LL-HLS request waiting for a future part returns 404 on revoke, at once."""
+    _, _, viewer = await grant()
+    files = await viewer.files()
+    last = max(int(n) for n in re.findall(rb"segment/(\d+)\.m4s", files["playlist"][1]))
+    waiting = asyncio.ensure_future(
+        viewer.get(f"playlist.m3u8?_HLS_msn={last + 2}&_HLS_part=0")
+    )
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    status, _ = await asyncio.wait_for(waiting, timeout=1)
+    assert status == 404
+
+
+async def test_late_viewer_still_gets_video(
+    hass: HomeAssistant, grant: Any, freezer: FrozenDateTimeFactory
+) -> None:
+    """A viewer opening the URL two minutes after the grant gets video."""
+    _, _, viewer = await grant()
+    freezer.tick(timedelta(minutes=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    files = await viewer.files()
+    assert files["segment"][0] == 200
+
+
+async def test_ten_viewers_one_upstream(
+    hass: HomeAssistant, grant: Any, integration: MockConfigEntry
+) -> None:
+    """Ten concurrent viewers share one worker: one upstream connection."""
+    _, _, viewer = await grant()
+    results = await asyncio.gather(
+        *(viewer.get("master_playlist.m3u8") for _ in range(10))
+    )
+    assert [status for status, _ in results] == [200] * 10
+    live = integration.runtime_data.session.live
+    assert live.stream.stream.get_diagnostics()["start_worker"] == 1
+    assert len(live.stream.viewers) == 1
+    assert next(iter(live.stream.viewers.values())).requests == 10
+
+
+async def test_audio_source_refused_when_audio_off(
+    hass: HomeAssistant, grant: Any, camera: SourceCamera, video_with_audio: Any
+) -> None:
+    """A source with audio that cannot be filtered is not shared while audio is off."""
+    camera.source = str(video_with_audio)
+    status, body, _ = await grant()
+    assert (status, body["error"]) == (503, "camera_unavailable")
+
+
+@pytest.mark.parametrize("entry_options", [{**DEFAULT_OPTIONS, CONF_SHARE_AUDIO: True}])
+async def test_audio_shared_when_enabled(
+    hass: HomeAssistant, grant: Any, camera: SourceCamera, video_with_audio: Any
+) -> None:
+    """With share_audio on, the audio track is remuxed (not transcoded)."""
+    camera.source = str(video_with_audio)
+    status, _, viewer = await grant()
+    assert status == 201
+    files = await viewer.files()
+    kinds, _ = await hass.async_add_executor_job(
+        _decode, files["init"][1], files["segment"][1]
+    )
+    assert kinds == ["video:h264", "audio:aac"]
+
+
+async def test_rtsp_source_requests_video_only(
+    hass: HomeAssistant, grant: Any, camera: SourceCamera, integration: MockConfigEntry
+) -> None:
+    """For RTSP, only the video track is set up: audio never leaves the camera."""
+    camera.source = "rtsp://127.0.0.1:9/doorbell"
+    status, _, _ = await grant()
+    assert status == 201
+    live = integration.runtime_data.session.live
+    assert RTSP_VIDEO_ONLY.items() <= live.stream.stream.pyav_options.items()
+
+
+async def test_unknown_token_and_file_404(hass: HomeAssistant, grant: Any) -> None:
+    """Unknown tokens and unknown file names are 404."""
+    _, _, viewer = await grant()
+    assert (await viewer.get("nonsense.txt"))[0] == 404
+    response = await grant.client.get("/api/rtcc_share/hls/" + "a" * 64 + "/init.mp4")
+    assert response.status == 404
