@@ -35,6 +35,12 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/rtcc_share in every test."""
 
 
+@pytest.fixture
+def hass_config_dir(tmp_path: Path) -> str:
+    """Give every test its own config directory (the audit logs live there)."""
+    return str(tmp_path)
+
+
 class SourceCamera(Camera):
     """A doorbell camera whose stream source is a real H.264 file."""
 

@@ -16,7 +16,6 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.rtcc_share import audit as audit_module
 from custom_components.rtcc_share.audit import (
     GENESIS_HASH,
     AuditLog,
@@ -298,7 +297,7 @@ async def test_open_reads_only_the_tail(
         read.append(size)
         return real_pread(fd, size, offset)
 
-    monkeypatch.setattr(audit_module.os, "pread", counting_pread)
+    monkeypatch.setattr(os, "pread", counting_pread)
     reopened = await _opened(hass)
     assert sum(read) <= 16 * 1024
     assert (await reopened.async_append("consent_off", cause="resident")).seq == 2_001
@@ -378,11 +377,11 @@ async def test_disk_full_takes_back_the_partial_record(
     def full_disk(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(audit_module.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(AuditUnavailableError) as err:
         await log.async_append("activation_granted", **GRANT)
-    assert "No space left" in err.value.translation_placeholders["error"]
-    monkeypatch.setattr(audit_module.os, "fsync", real_fsync)
+    assert "No space left" in str(err.value.translation_placeholders)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert log.path.read_bytes() == before
     assert (await log.async_append("activation_granted", **GRANT)).seq == 3
     assert await log.async_verify() == _valid(3)
@@ -398,12 +397,12 @@ async def test_leftover_of_failed_write_is_set_aside(
     def fail(*args: Any) -> None:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(audit_module.os, "fsync", fail)
-    monkeypatch.setattr(audit_module.os, "ftruncate", fail)
+    monkeypatch.setattr(os, "fsync", fail)
+    monkeypatch.setattr(os, "ftruncate", fail)
     with pytest.raises(AuditUnavailableError):
         await log.async_append("activation_granted", **GRANT)
-    monkeypatch.setattr(audit_module.os, "fsync", real_fsync)
-    monkeypatch.setattr(audit_module.os, "ftruncate", real_ftruncate)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "ftruncate", real_ftruncate)
     # The refused grant is complete on disk, but it is not part of the chain.
     assert b"activation_granted" in log.path.read_bytes()
 
@@ -432,10 +431,10 @@ async def test_recovered_record_is_retried(
     def fail(*args: Any) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(audit_module.os, "pwrite", fail)
+    monkeypatch.setattr(os, "pwrite", fail)
     with pytest.raises(AuditUnavailableError):
         await log.async_append("consent_off", cause="resident")
-    monkeypatch.setattr(audit_module.os, "pwrite", real_pwrite)
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
     side_files = list(log.path.parent.glob("*.torn-*.bin"))
     assert [p.read_bytes() for p in side_files] == [b'{"seq":2']
 
@@ -452,7 +451,7 @@ async def test_read_failure_raises(hass: HomeAssistant) -> None:
     log.path.unlink()
     with pytest.raises(AuditUnavailableError) as err:
         await log.async_verify()
-    assert "No such file" in err.value.translation_placeholders["error"]
+    assert "No such file" in str(err.value.translation_placeholders)
 
 
 async def test_verify_before_open_creates_an_empty_log(hass: HomeAssistant) -> None:

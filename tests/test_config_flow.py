@@ -2,6 +2,9 @@
 
 from typing import Any
 
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -16,9 +19,6 @@ from custom_components.rtcc_share.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
-from homeassistant.config_entries import SOURCE_USER
-from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType, InvalidData
 
 from .common import CITY_PUBLIC_KEY, SECRET
 from .conftest import CAMERA, SourceCamera

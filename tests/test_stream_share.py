@@ -14,6 +14,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_capture_events,
     async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -164,14 +165,15 @@ async def test_every_end_revokes_every_url(
     how: str,
 ) -> None:
     """However the share ends, every URL 404s and no worker thread lingers."""
-    ended_events = []
-    hass.bus.async_listen("rtcc_share_ended", ended_events.append)
+    ended_events = async_capture_events(hass, "rtcc_share_ended")
     if how == "consent_lapsed":
         # Consent given long ago lapses in the middle of the share.
         await hass.services.async_call(
             "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
         )
-        freezer.tick(timedelta(days=DEFAULT_OPTIONS["consent_lapse_days"], seconds=-100))
+        freezer.tick(
+            timedelta(days=DEFAULT_OPTIONS["consent_lapse_days"], seconds=-100)
+        )
         async_fire_time_changed(hass)
     status, _, viewer = await grant()
     assert status == 201

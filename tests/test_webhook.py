@@ -9,7 +9,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import (
@@ -69,8 +72,7 @@ async def test_grant_then_idempotent_then_conflict_then_end(
 ) -> None:
     """201, the same body again with 200, 409 for another id, 200 on end."""
     await consent(hass)
-    granted = []
-    hass.bus.async_listen(EVENT_GRANTED, granted.append)
+    granted = async_capture_events(hass, EVENT_GRANTED)
     status, body = await post(requested())
     assert status == 201
     assert body["status"] == "active"
@@ -121,8 +123,7 @@ async def test_consent_off_refuses(
     hass: HomeAssistant, post: Post, payload: dict[str, Any], error: str
 ) -> None:
     """Without consent nothing is granted; the refusal fires an event."""
-    refused = []
-    hass.bus.async_listen(EVENT_REFUSED, refused.append)
+    refused = async_capture_events(hass, EVENT_REFUSED)
     assert await post(payload) == (403, {"error": error})
     await hass.async_block_till_done()
     assert refused[0].data["reason"] == error

@@ -2,12 +2,18 @@
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from . import stream_share, webhook
-from .audit import AuditLog
-from .const import CONF_VERIFICATION_KEY, DOMAIN
+from .audit import AuditLog, AuditUnavailableError
+from .const import (
+    CONF_AUDIT_RETENTION_DAYS,
+    CONF_CAMERA_ENTITY_ID,
+    CONF_VERIFICATION_KEY,
+    DOMAIN,
+)
 from .models import RtccShareConfigEntry, RtccShareData
 from .services import async_setup_services
 from .session import ShareSession
@@ -35,7 +41,18 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> bool:
     """Set up one shared camera."""
     audit = AuditLog(hass, entry.entry_id)
-    await audit.async_open()
+    try:
+        await audit.async_open()
+    except AuditUnavailableError as err:
+        # No audit log, no sharing: retry until the resident fixes the disk.
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="setup_audit_log",
+            translation_placeholders={
+                "camera": entry.data[CONF_CAMERA_ENTITY_ID],
+                "error": str(err),
+            },
+        ) from err
     seen_ids = SeenIdStore(hass, entry.entry_id)
     await seen_ids.async_load()
     session = ShareSession(hass, entry.entry_id, audit)
@@ -49,6 +66,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     webhook.async_register(hass, entry)
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    entry.async_on_unload(
+        audit.async_track_retention(
+            lambda: int(entry.options.get(CONF_AUDIT_RETENTION_DAYS, 0))
+        )
+    )
     return True
 
 

@@ -5,7 +5,8 @@ Each line is the canonical JSON (sorted keys, no spaces, UTF-8) of a record:
 `seq` (from 1, no gaps), UTC `ts`, `event`, the event's fields, `prev` (the
 previous record's hash, 64 zeros for the first) and `hash`, the SHA-256 of the
 canonical JSON of the record without `hash`. Changing, removing or reordering
-any line breaks the chain at that `seq`.
+any line breaks the chain at that `seq`; only cutting records off the end
+leaves a valid chain, which the receipts given to the city then contradict.
 
 Durability: an append is written, flushed and fsynced in the executor before
 the caller goes on; appends are serialized by a lock. Bytes found after the
@@ -59,7 +60,7 @@ _TAIL_BLOCK = 16 * 1024
 
 
 class AuditUnavailableError(HomeAssistantError):
-    """The audit log cannot be written; callers must fail closed."""
+    """The audit log cannot be read or written; writers must fail closed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-""" "Police view": the resident sees exactly the source that would be shared."""
+"""The police-view camera: the resident sees exactly the source that is shared."""
 
 from homeassistant.components.camera import (
     Camera,

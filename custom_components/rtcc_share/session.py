@@ -133,6 +133,7 @@ class LiveShare:
     receipt: str
     stream_url: str
     stream: stream_share.ShareStream
+    item: HistoryItem
 
     def response(self) -> dict[str, Any]:
         """Return the contract's body for the grant."""
@@ -409,6 +410,7 @@ class ShareSession:
             receipt=record.receipt,
             stream_url=base_url + share.path,
             stream=share,
+            item=item,
         )
         self.live = live
         self._expiry_unsub = async_track_point_in_utc_time(
@@ -527,10 +529,8 @@ class ShareSession:
             self._expiry_unsub = None
         # Access ends first; the record follows.
         await stream_share.async_revoke(self.hass, live.stream)
-        item = self._find(live.request.activation_id)
-        assert item is not None
         duration = await self._async_close_history(
-            item, reason, live.stream.viewer_summary()
+            live.item, reason, live.stream.viewer_summary()
         )
         self._fire(
             "ended",

@@ -7,6 +7,7 @@ token. That lets the view log every viewer request and makes revocation
 exact: once the token is dropped, every URL under it answers 404.
 """
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -112,15 +113,22 @@ class ShareStream:
         record.requests += 1
         record.bytes += size
 
+    def _cleanup_outputs(self) -> None:
+        # HA's own shutdown may already have dropped the outputs, not their timers.
+        for provider in {self.provider, *self.stream.outputs().values()}:
+            if provider is not None:
+                provider.cleanup()
+                # Releases LL-HLS requests blocked waiting for the next part.
+                provider.part_put()
+
     async def async_teardown(self) -> None:
         """Stop the worker and drop the stream; safe to call again."""
-        # HA's own shutdown may already have dropped the outputs, not their timers.
-        for provider in {self.provider, *self.stream.outputs().values()} - {None}:
-            assert provider is not None
-            provider.cleanup()
-            # Releases LL-HLS requests blocked waiting for the next part.
-            provider.part_put()
+        self._cleanup_outputs()
         await self.stream.stop()
+        # A segment the worker queued before it stopped would restart the
+        # output's idle timer: let it land, then clear again.
+        await asyncio.sleep(0)
+        self._cleanup_outputs()
         streams: list[Stream] = self.stream.hass.data[STREAM_DOMAIN][ATTR_STREAMS]
         if self.stream in streams:
             streams.remove(self.stream)
