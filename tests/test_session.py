@@ -220,6 +220,8 @@ async def test_stream_start_failure_is_503(
     assert (status, body) == (503, {"error": "camera_unavailable"})
     events = await _events(integration)
     assert events[-2:] == ["activation_granted", "share_ended"]
+    # The attempt neither counts against the limits nor uses up the id.
+    assert integration.runtime_data.session.history == []
 
 
 async def test_lapse_on_restore_turns_consent_off(

@@ -391,7 +391,7 @@ class ShareSession:
                 duration_s=decision.duration_s,
             )
         except stream_share.AudioNotRemovableError as err:
-            await self._async_close_history(item, EndReason.CAMERA_UNAVAILABLE, None)
+            await self._async_abandon(item)
             raise ShareRefusedError(
                 HTTPStatus.SERVICE_UNAVAILABLE,
                 "camera_unavailable",
@@ -399,7 +399,7 @@ class ShareSession:
             ) from err
         except Exception as err:
             _LOGGER.warning("Could not start the shared stream: %s", type(err).__name__)
-            await self._async_close_history(item, EndReason.CAMERA_UNAVAILABLE, None)
+            await self._async_abandon(item)
             raise ShareRefusedError(
                 HTTPStatus.SERVICE_UNAVAILABLE, "camera_unavailable"
             ) from err
@@ -570,6 +570,12 @@ class ShareSession:
         )
         await self._async_save()
         return duration
+
+    async def _async_abandon(self, item: HistoryItem) -> None:
+        """Close a grant whose stream never started; the city may retry the id."""
+        await self._async_close_history(item, EndReason.CAMERA_UNAVAILABLE, None)
+        self.history.remove(item)
+        await self._async_save()
 
     async def _async_expired(self, _now: datetime) -> None:
         self._expiry_unsub = None

@@ -146,7 +146,10 @@ def _has_audio(source: str, pyav_options: dict[str, str]) -> bool:
     """Probe the source for an audio track the stream worker would remux."""
     import av  # noqa: PLC0415
 
-    with av.open(source, options=pyav_options, timeout=10) as container:
+    # The container's stream list is enough: skip decoding-level probing, which
+    # on a live source waits for a keyframe.
+    options = {**pyav_options, "probesize": "32", "analyzeduration": "0"}
+    with av.open(source, options=options, timeout=10) as container:
         return any(
             stream.codec_context.name in AUDIO_CODECS
             for stream in container.streams.audio

@@ -1,0 +1,1 @@
+"""Tools for working with rtcc_share from outside Home Assistant."""

@@ -1,0 +1,267 @@
+"""Command line of the reference city client (`python -m tools.city`)."""
+
+import argparse
+from collections.abc import Sequence
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any, Final
+
+import httpx
+
+from . import client
+
+KEY_ENV: Final = "RTCC_CITY_KEY"
+
+DESCRIPTION: Final = """\
+Reference client for the rtcc_share City activation API (docs/city-api.md):
+generate keys, and send signed activation.requested / activation.ended
+messages to a home's webhook URL the way a city's RTCC would."""
+
+KEY_HELP: Final = (
+    f"signing key: the whsec_ shared secret (v1) or the city's whsk_ private key "
+    f"(v1a). Default: ${KEY_ENV}, which keeps the key out of the process list "
+    "and shell history. Never printed."
+)
+
+
+def _write(text: str = "", *, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+
+
+def _finite(text: str) -> float:
+    """Parse a finite number (JSON has no NaN or Infinity)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        required=True,
+        help="the home's webhook URL, https://<home>/api/webhook/<webhook_id>",
+    )
+    parser.add_argument("--key", default=os.environ.get(KEY_ENV), help=KEY_HELP)
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the home's TLS certificate (self-signed lab setups only)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=client.DEFAULT_TIMEOUT_S,
+        help="seconds to wait for the answer (default: %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.city",
+        description=DESCRIPTION,
+        epilog="Exit status: 0 when the home answered 2xx with its JSON, "
+        "1 for any other answer or no answer, 2 for usage errors.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    keygen = commands.add_parser(
+        "keygen",
+        help="print a new Ed25519 key pair (v1a) or a shared secret (v1)",
+        description="Print a new Ed25519 key pair: keep the whsk_ private key, "
+        "give the whpk_ public key to the resident. With --secret, print a new "
+        "whsec_ shared secret (32 random bytes) instead.",
+    )
+    keygen.add_argument(
+        "--secret",
+        action="store_true",
+        help="print a whsec_ shared secret instead of a key pair",
+    )
+
+    activate = commands.add_parser(
+        "activate",
+        help="send a signed activation.requested",
+        description="Ask the home for a live share of its camera for an incident "
+        "near it. Prints the status and the JSON answer; a grant holds the "
+        "stream_url.",
+    )
+    _add_common(activate)
+    activate.add_argument(
+        "--activation-id",
+        help="the city's id for this activation, 1-128 of [A-Za-z0-9._:-] "
+        "(default: a new RTCC-<UTC date>-<random hex>); send the same id again "
+        "to retry",
+    )
+    activate.add_argument(
+        "--incident-id", help="the incident's id (default: the activation id)"
+    )
+    activate.add_argument(
+        "--incident-type",
+        default="shots_fired",
+        help="snake_case incident code (default: %(default)s)",
+    )
+    activate.add_argument(
+        "--lat", type=_finite, required=True, help="incident latitude"
+    )
+    activate.add_argument(
+        "--lon", type=_finite, required=True, help="incident longitude"
+    )
+    activate.add_argument(
+        "--radius",
+        type=_finite,
+        default=300,
+        help="incident radius in metres (default: %(default)s)",
+    )
+    activate.add_argument("--description", help="incident description")
+    activate.add_argument(
+        "--operator-id", default="op-1", help="operator id (default: %(default)s)"
+    )
+    activate.add_argument("--operator-name", help="operator name")
+    activate.add_argument(
+        "--legal-basis",
+        default="exigent_circumstances",
+        help="legal basis (default: %(default)s)",
+    )
+    activate.add_argument(
+        "--duration",
+        type=int,
+        default=600,
+        help="requested duration in seconds, 30-86400; the home may grant less "
+        "(default: %(default)s)",
+    )
+    activate.add_argument(
+        "--play",
+        action="store_true",
+        help="on a grant, probe the stream_url with ffprobe (if installed)",
+    )
+
+    end = commands.add_parser(
+        "end",
+        help="send a signed activation.ended",
+        description="End a live share early.",
+    )
+    _add_common(end)
+    end.add_argument("--activation-id", required=True, help="the activation to end")
+    end.add_argument(
+        "--operator-id", default="op-1", help="operator id (default: %(default)s)"
+    )
+    return parser
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    if args.secret:
+        _write(
+            "shared secret (give to the resident confidentially, keep a copy "
+            f"secret): {client.generate_secret()}"
+        )
+        return 0
+    private_key, public_key = client.generate_keypair()
+    _write(f"city private key (keep secret): {private_key}")
+    _write(f"public key (give to the resident): {public_key}")
+    return 0
+
+
+def _play(stream_url: str, insecure: bool) -> None:
+    """Show the stream's tracks, and how to watch it."""
+    command = client.probe_command(stream_url, insecure=insecure)
+    if command is None:
+        _write("ffprobe is not installed (not on PATH): cannot probe the stream")
+    else:
+        _write("ffprobe:")
+        try:
+            result = client.probe(command)
+        except subprocess.TimeoutExpired:
+            _write("ffprobe: no answer in time", err=True)
+        else:
+            if result.stdout:
+                _write(result.stdout.rstrip())
+            if result.returncode:
+                _write(
+                    f"ffprobe failed (exit {result.returncode}): "
+                    f"{result.stderr.strip()}",
+                    err=True,
+                )
+    if shutil.which("ffplay"):
+        _write(f"watch it with: ffplay {stream_url}")
+    else:
+        _write("ffplay is not installed (not on PATH)")
+
+
+def _send(
+    args: argparse.Namespace, message: dict[str, Any]
+) -> client.CityResponse | None:
+    body = client.encode(message)
+    headers = client.sign(args.key, body)
+    try:
+        return client.post(
+            args.url, body, headers, insecure=args.insecure, timeout=args.timeout
+        )
+    except httpx.HTTPError as err:
+        _write(f"no answer from {args.url}: {type(err).__name__}: {err}", err=True)
+        return None
+
+
+def _report(response: client.CityResponse) -> None:
+    _write(f"HTTP {response.status} {response.reason}")
+    if response.body is not None:
+        _write(json.dumps(response.body, indent=2, ensure_ascii=False))
+    elif response.text:
+        _write(response.text)
+    else:
+        _write("(empty body: not the integration's answer; is the webhook URL right?)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "keygen":
+        return _keygen(args)
+
+    if not args.key:
+        parser.error(f"--key is required (or set {KEY_ENV})")
+    try:
+        client.parse_signing_key(args.key)
+    except client.KeyFormatError as err:
+        parser.error(f"--key: {err}")
+
+    if args.command == "activate":
+        activation_id = args.activation_id or client.new_activation_id()
+        message = client.build_requested(
+            activation_id=activation_id,
+            incident_id=args.incident_id or activation_id,
+            incident_type=args.incident_type,
+            lat=args.lat,
+            lon=args.lon,
+            radius_m=args.radius,
+            description=args.description,
+            operator_id=args.operator_id,
+            operator_name=args.operator_name,
+            legal_basis=args.legal_basis,
+            duration_s=args.duration,
+        )
+    else:
+        message = client.build_ended(
+            activation_id=args.activation_id, operator_id=args.operator_id
+        )
+
+    if (response := _send(args, message)) is None:
+        return 1
+    _report(response)
+    if args.command == "activate" and args.play:
+        body = response.body if response.ok else None
+        stream_url = body.get("stream_url") if isinstance(body, dict) else None
+        if isinstance(stream_url, str):
+            _play(stream_url, args.insecure)
+        else:
+            _write("no stream_url in the answer: nothing to play")
+    return 0 if response.ok else 1
