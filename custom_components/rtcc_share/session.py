@@ -239,6 +239,12 @@ class ShareSession:
         return str(self.data[CONF_CAMERA_ENTITY_ID])
 
     @property
+    def camera_name(self) -> str:
+        """Return the shared camera's name as the resident knows it."""
+        state = self.hass.states.get(self.camera_entity_id)
+        return state.name if state else self.camera_entity_id
+
+    @property
     def agency(self) -> str:
         """Return the agency's name."""
         return str(self.data[CONF_AGENCY_NAME])
@@ -430,7 +436,7 @@ class ShareSession:
         self._fire("granted", EVENT_GRANTED, event)
         self._async_notify(
             "Camera shared with police",
-            f"{self.agency} is viewing {self.camera_entity_id} for an incident "
+            f"{self.agency} is viewing {self.camera_name} for an incident "
             f"({request.incident.type}, {request.incident.id}) reported by operator "
             f"{request.operator.id}, until {dt_util.as_local(expires):%H:%M}. "
             "Turn consent off or press Stop sharing to end it now.",
@@ -546,7 +552,7 @@ class ShareSession:
         )
         self._async_notify(
             "Camera sharing ended",
-            f"Sharing {self.camera_entity_id} with {self.agency} ended "
+            f"Sharing {self.camera_name} with {self.agency} ended "
             f"({reason.replace('_', ' ')}) after {duration // 60} min {duration % 60} s.",
         )
         self._async_changed()

@@ -1,0 +1,1 @@
+"""Screenshots of the running development instance for the README."""

@@ -1,0 +1,231 @@
+"""Take the README's screenshots from a running scripts/develop instance.
+
+Drives headless Chromium (Debian's `chromium`) over the DevTools protocol:
+logs the browser in with the demo owner's token, then captures the config
+flow, the device page and the notifications drawer into docs/images/.
+
+    scripts/develop          # in one terminal
+    .venv/bin/python -m tools.screenshots
+"""
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from typing import Any
+
+import aiohttp
+
+from tools.demo.__main__ import Instance
+
+PORT = 9333
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1280,860",
+)
+
+
+class Page:
+    """One browser tab spoken to over the DevTools protocol."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Use this socket."""
+        self.ws = ws
+        self.ids = itertools.count(1)
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Send a command and wait for its answer."""
+        call_id = next(self.ids)
+        await self.ws.send_json({"id": call_id, "method": method, "params": params})
+        async for message in self.ws:
+            data = json.loads(message.data)
+            if data.get("id") == call_id:
+                return data.get("result", {})
+        raise RuntimeError("browser closed")
+
+    async def js(self, expression: str) -> Any:
+        """Evaluate JavaScript (awaiting promises) and return the value."""
+        result = await self.call(
+            "Runtime.evaluate",
+            expression=expression,
+            awaitPromise=True,
+            returnByValue=True,
+        )
+        return result.get("result", {}).get("value")
+
+    async def goto(self, url: str, settle: float = 4) -> None:
+        """Navigate and give the frontend time to render."""
+        await self.call("Page.navigate", url=url)
+        await asyncio.sleep(settle)
+
+    async def shot(self, path: Path) -> None:
+        """Save a PNG of the viewport."""
+        data = await self.call("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(data["data"]))
+        print(f"wrote {path}")
+
+
+# All elements matching a selector, through the frontend's nested shadow roots.
+DEEP_ALL = """
+(selector) => {
+  const found = [];
+  const walk = (root) => {
+    found.push(...root.querySelectorAll(selector));
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  return found;
+}
+"""
+
+
+def _city(command: str, state: dict[str, Any], *args: str) -> None:
+    """Act as the city with the reference client."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.city",
+            command,
+            "--url",
+            state["webhook_url"],
+            "--key",
+            state["key"],
+            *args,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+async def _click(page: Page, selector: str, text: str) -> None:
+    """Click the first element matching selector whose text contains text."""
+    await page.js(
+        f"({DEEP_ALL})({json.dumps(selector)})"
+        f".find(el => el.textContent.includes({json.dumps(text)}))?.click()"
+    )
+    await asyncio.sleep(3)
+
+
+async def _browse(page: Page, base: str, state: dict[str, Any], out: Path) -> None:
+    instance = Instance(base)
+    tokens = instance.tokens(state["password"])
+    device = instance.http.post(
+        "/api/template",
+        json={
+            "template": "{{ integration_entities('rtcc_share') "
+            "| map('device_id') | first }}"
+        },
+    ).text.strip()
+    await page.goto(f"{base}/onboarding.html", settle=1)
+    stored = {
+        **tokens,
+        "hassUrl": base,
+        "clientId": f"{base}/",
+        "expires": 4102444800000,
+    }
+    await page.js(
+        f"localStorage.setItem('hassTokens', {json.dumps(json.dumps(stored))})"
+    )
+    # A live share, so the device page and the notification show one.
+    instance.http.post(
+        "/api/services/switch/turn_on",
+        json={"entity_id": "switch.demo_doorbell_consent_to_share"},
+    ).raise_for_status()
+    activation = f"DEMO-SCREENSHOTS-{uuid.uuid4().hex[:8]}"
+    _city(
+        "activate",
+        state,
+        "--activation-id",
+        activation,
+        "--lat",
+        "32.2990",
+        "--lon",
+        "-90.1848",
+    )
+    try:
+        await page.goto(f"{base}/config/devices/device/{device}", settle=6)
+        await page.shot(out / "device.png")
+        await _click(page, "span.item-text", "Notifications")
+        await page.shot(out / "notification.png")
+        await page.goto(
+            f"{base}/config/integrations/dashboard/add?domain=rtcc_share", settle=5
+        )
+        await _click(page, "ha-button, mwc-button, button", "OK")
+        await asyncio.sleep(2)
+        await page.shot(out / "config_flow.png")
+    finally:
+        _city("end", state, "--activation-id", activation)
+        instance.http.post(
+            "/api/services/switch/turn_off",
+            json={"entity_id": "switch.demo_doorbell_consent_to_share"},
+        ).raise_for_status()
+
+
+async def run(base: str, state: dict[str, Any], out: Path) -> None:
+    """Start Chromium, capture the pages, stop it."""
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
+        browser = subprocess.Popen(
+            [
+                shutil.which("chromium") or "chromium",
+                *CHROMIUM_FLAGS,
+                f"--remote-debugging-port={PORT}",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            async with aiohttp.ClientSession() as session:
+                pages: list[dict[str, Any]] = []
+                for _ in range(50):
+                    with contextlib.suppress(aiohttp.ClientError):
+                        targets = await (
+                            await session.get(f"http://127.0.0.1:{PORT}/json")
+                        ).json()
+                        if pages := [t for t in targets if t["type"] == "page"]:
+                            break
+                    await asyncio.sleep(0.2)
+                async with session.ws_connect(
+                    pages[0]["webSocketDebuggerUrl"], max_msg_size=0
+                ) as ws:
+                    page = Page(ws)
+                    await page.call("Page.enable")
+                    await _browse(page, base, state, out)
+        finally:
+            browser.terminate()
+            browser.wait(timeout=10)
+
+
+def main() -> None:
+    """Capture the screenshots."""
+    parser = argparse.ArgumentParser(prog="python -m tools.screenshots")
+    parser.add_argument("--url", default="http://127.0.0.1:8123")
+    parser.add_argument("--state", type=Path, default=Path("config/demo.json"))
+    parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run(args.url, json.loads(args.state.read_text()), args.out))
+
+
+if __name__ == "__main__":
+    main()
