@@ -518,6 +518,10 @@ async def client(
     # outside the integration and only slows the fuzzers down.
     caplog.set_level(logging.WARNING)
     caplog.set_level(logging.DEBUG, logger=OUR_LOGGER)
+    # asyncio's debug mode (on in every Home Assistant test) records a stack
+    # trace for every callback; for thousands of requests that is most of the
+    # time spent. The other tests keep it on.
+    asyncio.get_running_loop().set_debug(False)
     await hass.services.async_call(
         "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
     )

@@ -175,8 +175,13 @@ def main(argv: list[str] | None = None) -> int:
   Webhook URL     {state["webhook_url"]}
   Key (whsec_)    {state["key"]}
 
-  Consent is off. Turn on "Demo doorbell Consent to share", then:
-    scripts/city activate --url {state["webhook_url"]} --key "$(python3 -c 'import json;print(json.load(open("config/demo.json"))["key"])')" --lat 32.2990 --lon -90.1848 --play
+  Consent is off: log in, open Settings > Devices > Demo doorbell and turn
+  on "Consent to share". Then, as the city:
+
+    export RTCC_CITY_KEY='{state["key"]}'
+    scripts/city activate --url {state["webhook_url"]} \\
+        --lat 32.2990 --lon -90.1848 --play
+    scripts/city end --url {state["webhook_url"]} --activation-id <id>
 """
     )
     return 0

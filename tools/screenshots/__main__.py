@@ -19,8 +19,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from typing import Any
+import uuid
 
 import aiohttp
 
@@ -181,7 +181,33 @@ async def _browse(page: Page, base: str, state: dict[str, Any], out: Path) -> No
 
 
 async def run(base: str, state: dict[str, Any], out: Path) -> None:
-    """Start Chromium, capture the pages, stop it."""
+    """Drive the browser already listening on PORT."""
+    async with aiohttp.ClientSession() as session:
+        pages: list[dict[str, Any]] = []
+        for _ in range(50):
+            with contextlib.suppress(aiohttp.ClientError):
+                targets = await (
+                    await session.get(f"http://127.0.0.1:{PORT}/json")
+                ).json()
+                if pages := [t for t in targets if t["type"] == "page"]:
+                    break
+            await asyncio.sleep(0.2)
+        async with session.ws_connect(
+            pages[0]["webSocketDebuggerUrl"], max_msg_size=0
+        ) as ws:
+            page = Page(ws)
+            await page.call("Page.enable")
+            await _browse(page, base, state, out)
+
+
+def main() -> None:
+    """Capture the screenshots."""
+    parser = argparse.ArgumentParser(prog="python -m tools.screenshots")
+    parser.add_argument("--url", default="http://127.0.0.1:8123")
+    parser.add_argument("--state", type=Path, default=Path("config/demo.json"))
+    parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen(
             [
@@ -195,36 +221,10 @@ async def run(base: str, state: dict[str, Any], out: Path) -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            async with aiohttp.ClientSession() as session:
-                pages: list[dict[str, Any]] = []
-                for _ in range(50):
-                    with contextlib.suppress(aiohttp.ClientError):
-                        targets = await (
-                            await session.get(f"http://127.0.0.1:{PORT}/json")
-                        ).json()
-                        if pages := [t for t in targets if t["type"] == "page"]:
-                            break
-                    await asyncio.sleep(0.2)
-                async with session.ws_connect(
-                    pages[0]["webSocketDebuggerUrl"], max_msg_size=0
-                ) as ws:
-                    page = Page(ws)
-                    await page.call("Page.enable")
-                    await _browse(page, base, state, out)
+            asyncio.run(run(args.url, json.loads(args.state.read_text()), args.out))
         finally:
             browser.terminate()
             browser.wait(timeout=10)
-
-
-def main() -> None:
-    """Capture the screenshots."""
-    parser = argparse.ArgumentParser(prog="python -m tools.screenshots")
-    parser.add_argument("--url", default="http://127.0.0.1:8123")
-    parser.add_argument("--state", type=Path, default=Path("config/demo.json"))
-    parser.add_argument("--out", type=Path, default=Path("docs/images"))
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run(args.url, json.loads(args.state.read_text()), args.out))
 
 
 if __name__ == "__main__":
