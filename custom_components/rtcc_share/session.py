@@ -433,6 +433,8 @@ class ShareSession:
             "operator_id": request.operator.id,
             "expires_at": _iso(expires),
         }
+        # State first, so automations triggered by the event see the share live.
+        self._async_changed()
         self._fire("granted", EVENT_GRANTED, event)
         self._async_notify(
             "Camera shared with police",
@@ -442,7 +444,6 @@ class ShareSession:
             "Turn consent off or press Stop sharing to end it now.",
             stop_action=True,
         )
-        self._async_changed()
         return live
 
     async def _async_source(self, request: ActivationRequest) -> str:
@@ -538,6 +539,7 @@ class ShareSession:
         duration = await self._async_close_history(
             live.item, reason, live.stream.viewer_summary()
         )
+        self._async_changed()
         self._fire(
             "ended",
             EVENT_ENDED,
@@ -555,7 +557,6 @@ class ShareSession:
             f"Sharing {self.camera_name} with {self.agency} ended "
             f"({reason.replace('_', ' ')}) after {duration // 60} min {duration % 60} s.",
         )
-        self._async_changed()
 
     async def _async_close_history(
         self,

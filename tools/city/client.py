@@ -1,6 +1,6 @@
 """Build, sign and send City activation API messages (version 1).
 
-Everything but `post` and `probe` is pure, so it can be tested and reused:
+Everything but `post` and `probe` does no I/O, so it can be tested and reused:
 
     body = encode(build_requested(activation_id="RTCC-1", ...))
     headers = sign(key, body)
