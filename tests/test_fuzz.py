@@ -1,8 +1,9 @@
 """Fuzzing the real webhook through Home Assistant's HTTP stack with Hypothesis.
 
 Two property tests drive the city endpoint with thousands of generated requests
-and check every answer against an oracle written from docs/CONTRACT (not from
-webhook.py), plus invariants that hold whatever the input:
+and check every answer against an oracle written from the contract
+(docs/city-api.md), not from webhook.py, plus invariants that hold whatever the
+input:
 
 - the status is below 500 and the answer is JSON (`Content-Type:
   application/json`), except when aiohttp's HTTP parser itself rejects a
@@ -23,14 +24,15 @@ what the test has seen so far (replaying an accepted webhook-id). The oracle
 models the state that builds up across examples (accepted ids, granted and
 ended activations, the daily limit), so shrinking replays stay consistent.
 
-Inputs that hit the bugs pinned by the `xfail` tests at the end of this file
-are steered around (see `_known_bug`) so the fuzzers keep guarding everything
-else; delete that steering when those tests start passing.
+The tests at the end of this file pin inputs the fuzzers once found to
+crash or slip through (unhashable `type`, integers beyond a float, lone
+surrogates, a trailing newline in an id).
 """
 
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 import enum
@@ -43,14 +45,14 @@ import re
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components.http.server import MAX_LINE_SIZE
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
-from hypothesis import HealthCheck, assume, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.rtcc_share.models import EndReason
 from custom_components.rtcc_share.const import (
     DEFAULT_ALLOWED_INCIDENT_TYPES,
     DEFAULT_OPTIONS,
@@ -58,6 +60,7 @@ from custom_components.rtcc_share.const import (
     SEEN_IDS_MAX,
     TIMESTAMP_TOLERANCE_S,
 )
+from custom_components.rtcc_share.models import EndReason
 
 from .common import HOME, SECRET, City, ended, requested
 from .conftest import WEBHOOK_ID
@@ -67,8 +70,8 @@ CONSENT = "switch.front_door_consent_to_share"
 OUR_LOGGER = "custom_components.rtcc_share"
 SECRET_BYTES = base64.b64decode(SECRET.removeprefix("whsec_"))
 
-PAYLOAD_EXAMPLES = 300
-HEADER_EXAMPLES = 300
+PAYLOAD_EXAMPLES = 6_000
+HEADER_EXAMPLES = 4_000
 FUZZ_SETTINGS: dict[str, Any] = {
     "deadline": None,
     "suppress_health_check": [
@@ -91,13 +94,16 @@ STREAM_URL_RE = re.compile(
 ISO_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 RECEIPT_RE = re.compile(r"sha256:[0-9a-f]{64}")
 ALLOWED_TYPES = frozenset(DEFAULT_ALLOWED_INCIDENT_TYPES)
-MAX_DISTANCE_M = float(DEFAULT_OPTIONS["max_distance_m"])  # type: ignore[arg-type]
-MAX_DURATION_S = int(DEFAULT_OPTIONS["max_duration_s"])  # type: ignore[call-overload]
-MAX_PER_DAY = int(DEFAULT_OPTIONS["max_activations_per_day"])  # type: ignore[call-overload]
+# The fuzzed entry keeps the privacy-preserving defaults.
+OPTIONS: dict[str, Any] = dict(DEFAULT_OPTIONS)
+MAX_DISTANCE_M = float(OPTIONS["max_distance_m"])
+MAX_DURATION_S = int(OPTIONS["max_duration_s"])
+MAX_PER_DAY = int(OPTIONS["max_activations_per_day"])
 # aiohttp's parser refuses these in a header value (RFC 9110 5.5) with its own
 # plain-text 400, before Home Assistant sees the request.
 FORBIDDEN_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-AUTH_ERRORS = {"missing_signature_headers", "invalid_signature", "stale_timestamp"}
+# ... and so it does a header value over Home Assistant's server's limit.
+MAX_HEADER_VALUE_BYTES = MAX_LINE_SIZE
 
 
 # Oracle -------------------------------------------------------------------
@@ -135,12 +141,7 @@ def _text(value: Any, low: int, high: int) -> Verdict:
 def _pattern(value: Any, pattern: re.Pattern[str], max_len: int) -> Verdict:
     if not isinstance(value, str) or len(value) > max_len:
         return Verdict.INVALID
-    if pattern.fullmatch(value):
-        return Verdict.VALID
-    if value.endswith("\n") and pattern.fullmatch(value[:-1]):
-        # Known bug (test_trailing_newline_is_not_an_id_character): accepted.
-        return Verdict.EITHER
-    return Verdict.INVALID
+    return _check(pattern.fullmatch(value) is not None)
 
 
 def _operator(value: Any) -> Verdict:
@@ -187,7 +188,7 @@ def _field_verdict(data: Any) -> Verdict:
         if in_range and isinstance(duration, int):
             checks.append(Verdict.VALID)
         elif in_range and duration.is_integer():
-            checks.append(Verdict.EITHER)  # "30–86400": is 60.0 an integer?
+            checks.append(Verdict.EITHER)  # "30 to 86400": is 60.0 an integer?
         else:
             checks.append(Verdict.INVALID)
     return max(verdict, *checks)
@@ -215,37 +216,6 @@ def _distance_m(lat: float, lon: float) -> float:
         * math.sin(math.radians(lon - HOME[1]) / 2) ** 2
     )
     return 2 * 6_371_008.8 * math.asin(min(math.sqrt(h), 1.0))
-
-
-def _unhashable_type(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("type"), (list, dict))
-
-
-def _too_big_for_float(value: Any) -> bool:
-    if not isinstance(value, int) or isinstance(value, bool):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return True
-    return False
-
-
-def _known_bug(data: Any) -> str | None:
-    """Name the pinned bug an input would hit (steered around while open)."""
-    if _unhashable_type(data):
-        return "unhashable type"  # test_type_that_is_not_hashable
-    if not isinstance(data, dict) or data.get("type") != "activation.requested":
-        return None
-    incident = data.get("incident")
-    if not isinstance(incident, dict):
-        return None
-    numbers = [incident.get("radius_m")]
-    if isinstance(location := incident.get("location"), dict):
-        numbers += [location.get("lat"), location.get("lon")]
-    if any(_too_big_for_float(number) for number in numbers):
-        return "int too big for float"  # test_number_too_big_for_a_float
-    return None
 
 
 @dataclass
@@ -306,8 +276,16 @@ def _policy_outcomes(data: dict[str, Any], model: Model) -> set[Outcome]:
 def _mostly[T](
     usual: st.SearchStrategy[T], other: st.SearchStrategy[T]
 ) -> st.SearchStrategy[T]:
-    """Two draws in three from `usual`, so most requests get past earlier checks."""
-    return st.integers(0, 2).flatmap(lambda k: other if k == 2 else usual)
+    """Two draws in three from `usual`, so most requests get past earlier checks.
+
+    (`st.one_of(usual, usual, other)` would not do: it drops the duplicate.)
+    """
+
+    @st.composite
+    def choose(draw: st.DrawFn) -> T:
+        return draw(other if draw(st.integers(0, 2)) == 2 else usual)
+
+    return choose()
 
 
 def _repeat(unit: str, size: int) -> str:
@@ -348,13 +326,13 @@ NUMBER_JUNK = st.one_of(
     HUGE_NUMBERS,
 )
 JUNK = st.recursive(
-    NUMBER_JUNK | st.text(max_size=40) | _long_text((0, 1, 128, 129)),
+    NUMBER_JUNK,
     lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=12), children, max_size=4)
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(max_size=6), children, max_size=3)
     ),
-    max_leaves=12,
-)
+    max_leaves=6,
+) | _long_text((0, 1, 128, 129))
 ACTIVATION_IDS = _mostly(
     st.from_regex(r"[A-Za-z0-9._:-]{1,128}", fullmatch=True),
     st.sampled_from(["A-1", "A-2", "JPD-RTCC-0017"]),  # collide with history
@@ -365,10 +343,14 @@ BAD_IDS = st.one_of(
     st.from_regex(r"[A-Za-z0-9._:-]{0,3}[^A-Za-z0-9._:-][A-Za-z0-9._:-]{0,3}"),
     _long_text((0, 127, 128, 129, 10_000)),
 )
+SNAKE_CASE = st.builds(
+    lambda first, words: first + "".join(f"_{word}" for word in words),
+    st.sampled_from("abcdefghijklmnopqrstuvwxyz"),
+    st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", max_size=6)),
+)  # from_regex is several times slower; the oracle judges whatever comes out
 INCIDENT_TYPES = _mostly(
     st.sampled_from(sorted(ALLOWED_TYPES)),
-    st.sampled_from(["protest", "lawful_assembly"])
-    | st.from_regex(INCIDENT_TYPE_RE, fullmatch=True),
+    st.sampled_from(["protest", "lawful_assembly"]) | SNAKE_CASE,
 )
 BOUNDARIES: dict[str, st.SearchStrategy[Any]] = {
     "activation_id": BAD_IDS,
@@ -402,45 +384,56 @@ CONTAINERS = ["", "incident", "incident.location", "operator"]
 DEEP = "__deep__"
 
 
-@st.composite
-def _locations(draw: st.DrawFn) -> dict[str, Any]:
-    """Within 300 m of the home, around the 400 m limit, or anywhere."""
-    where = draw(_mostly(st.just("inside"), st.sampled_from(["near", "anywhere"])))
-    if where != "anywhere":
-        degrees = 0.002 if where == "inside" else 0.006
-        return {
-            "lat": HOME[0] + draw(st.floats(-degrees, degrees)),
-            "lon": HOME[1] + draw(st.floats(-degrees, degrees)),
+def _around_home(degrees: float) -> st.SearchStrategy[dict[str, Any]]:
+    offset = st.floats(-degrees, degrees)
+    return st.fixed_dictionaries(
+        {
+            "lat": offset.map(lambda d: HOME[0] + d),
+            "lon": offset.map(lambda d: HOME[1] + d),
         }
-    lat = draw(st.floats(-90, 90) | st.integers(-90, 90))
-    return {"lat": lat, "lon": draw(st.floats(-180, 180) | st.integers(-180, 180))}
+    )
+
+
+# Within 300 m of the home, around the 400 m limit, or anywhere.
+LOCATIONS = _mostly(
+    _around_home(0.002),
+    _around_home(0.006)
+    | st.fixed_dictionaries(
+        {
+            "lat": st.floats(-90, 90) | st.integers(-90, 90),
+            "lon": st.floats(-180, 180) | st.integers(-180, 180),
+        }
+    ),
+)
+RADII = _mostly(st.integers(400, 5000), st.integers(1, 5000) | st.floats(1, 5000))
+INCIDENT_IDS = _valid_text(1, 128)
+DESCRIPTIONS = _valid_text(0, 500)
+OPERATOR_NAMES = st.text(max_size=20) | _long_text((128, 129))
+LEGAL_BASES = st.sampled_from(
+    ["exigent_circumstances", "warrant", "owner_request"]
+) | _valid_text(1, 64)
 
 
 @st.composite
 def _valid_requested(draw: st.DrawFn) -> dict[str, Any]:
     incident: dict[str, Any] = {
-        "id": draw(_valid_text(1, 128)),
+        "id": draw(INCIDENT_IDS),
         "type": draw(INCIDENT_TYPES),
-        "location": draw(_locations()),
+        "location": draw(LOCATIONS),
     }
     if draw(st.booleans()):
-        incident["description"] = draw(_valid_text(0, 500))
+        incident["description"] = draw(DESCRIPTIONS)
     if draw(st.booleans()):
-        incident["radius_m"] = draw(
-            _mostly(st.integers(400, 5000), st.integers(1, 5000) | st.floats(1, 5000))
-        )
-    operator = {"id": draw(_valid_text(1, 128))}
+        incident["radius_m"] = draw(RADII)
+    operator = {"id": draw(INCIDENT_IDS)}
     if draw(st.booleans()):
-        operator["name"] = draw(st.text(max_size=20) | _long_text((128, 129)))
+        operator["name"] = draw(OPERATOR_NAMES)
     body: dict[str, Any] = {
         "type": "activation.requested",
         "activation_id": draw(ACTIVATION_IDS),
         "incident": incident,
         "operator": operator,
-        "legal_basis": draw(
-            st.sampled_from(["exigent_circumstances", "warrant", "owner_request"])
-            | _valid_text(1, 64)
-        ),
+        "legal_basis": draw(LEGAL_BASES),
     }
     if draw(st.booleans()):
         body["requested_duration_s"] = draw(st.integers(30, 86400))
@@ -461,45 +454,61 @@ def _mutate(body: dict[str, Any], path: str, value: Any) -> None:
         node[last] = value
 
 
+KINDS = st.sampled_from(["requested"] * 6 + ["ended", "ended", "junk"])
+MUTATION_COUNTS = st.integers(0, 3)
+ACTIONS = st.sampled_from(["delete", "junk", "boundary", "extra"])
+EXTRA_KEYS = st.text(max_size=12) | st.sampled_from(["type", "id", "x"])
+EXTRA_VALUES = JUNK | st.just(DEEP)
+DEPTHS = st.integers(1, 30_000)
+ENCODINGS = st.sampled_from(["utf-8"] * 17 + ["utf-8-sig", "utf-16", "latin-1"])
+VALID_REQUESTED = _valid_requested()
+PATH_CHOICES = {
+    "requested": st.sampled_from(REQUESTED_PATHS),
+    "ended": st.sampled_from(ENDED_PATHS),
+}
+CONTAINER_CHOICES = st.sampled_from(CONTAINERS)
+
+
 @st.composite
 def payload_bodies(draw: st.DrawFn) -> tuple[Any, bytes]:
-    """A decoded value and its body: a valid message with 0–3 mutations, or junk."""
-    kind = draw(st.sampled_from(["requested"] * 6 + ["ended", "ended", "junk"]))
+    """A decoded value and its body: a valid message with 0 to 3 mutations, or junk.
+
+    (Strategies are built once, at import: building them per draw costs more
+    than the request itself.)
+    """
+    kind = draw(KINDS)
     obj: Any
     if kind == "junk":
         obj = draw(JUNK)
     else:
         if kind == "requested":
-            obj, paths = draw(_valid_requested()), REQUESTED_PATHS
+            obj = draw(VALID_REQUESTED)
         else:
             obj = ended(draw(ACTIVATION_IDS))
-            paths = ENDED_PATHS
-        for _ in range(draw(st.integers(0, 3))):
-            action = draw(st.sampled_from(["delete", "junk", "boundary", "extra"]))
-            path = draw(st.sampled_from(paths))
+        for _ in range(draw(MUTATION_COUNTS)):
+            action = draw(ACTIONS)
+            path = draw(PATH_CHOICES[kind])
             if action == "delete":
                 _mutate(obj, path, ...)
             elif action == "boundary" and path in BOUNDARIES:
                 _mutate(obj, path, draw(BOUNDARIES[path]))
             elif action == "extra":
-                container = draw(st.sampled_from(CONTAINERS))
-                key = draw(st.text(max_size=12) | st.sampled_from(["type", "id", "x"]))
-                value = draw(JUNK | st.just(DEEP))
-                _mutate(obj, f"{container}.{key}".lstrip("."), value)
+                container = draw(CONTAINER_CHOICES)
+                key = draw(EXTRA_KEYS)
+                _mutate(obj, f"{container}.{key}".lstrip("."), draw(EXTRA_VALUES))
             else:
                 _mutate(obj, path, draw(JUNK))
     text = json.dumps(obj, ensure_ascii=draw(st.booleans()))
     text = text.replace(f'"{DIGITS}"', "9" * 5000)
     if DEEP in text:
         # Deep nesting in an ignored field: json.dumps itself would overflow.
-        depth = draw(st.integers(1, 30_000))
+        depth = draw(DEPTHS)
         text = text.replace(f'"{DEEP}"', "[" * depth + "]" * depth, 1)
-    encoding = draw(st.sampled_from(["utf-8"] * 8 + ["utf-8-sig", "utf-16", "latin-1"]))
+    encoding = draw(ENCODINGS)
     try:
         body = text.encode(encoding)
     except UnicodeEncodeError:
         body = text.encode()
-    assume(_known_bug(_decode(body)[1]) is None)
     return obj, body
 
 
@@ -589,9 +598,14 @@ async def _check_grant(
     requested_s = data.get("requested_duration_s", MAX_DURATION_S)
     assert duration.total_seconds() == min(int(requested_s), MAX_DURATION_S)
     audit = integration.runtime_data.audit
-    (record,) = await audit.async_tail(1)
+    # The receipt is the grant's record (the once-a-minute summary of
+    # unauthenticated requests may have been written after it).
+    (record,) = [
+        r
+        for r in await audit.async_tail(3)
+        if f"sha256:{r['hash']}" == answer["receipt"]
+    ]
     assert record["event"] == "activation_granted"
-    assert f"sha256:{record['hash']}" == answer["receipt"]
     assert record["activation_id"] == activation_id
     model.history.add(activation_id)
     model.grants_in_window += 1
@@ -602,8 +616,11 @@ async def _check_grant(
         200,
         {"status": "ended", "activation_id": activation_id},
     )
-    (record,) = await audit.async_tail(1)
-    assert (record["event"], record["reason"]) == ("share_ended", "ended_by_city")
+    assert {
+        (r["event"], r.get("reason"))
+        for r in await audit.async_tail(3)
+        if r.get("activation_id") == activation_id
+    } >= {("share_ended", "ended_by_city")}
     await hass.async_block_till_done()
 
 
@@ -616,6 +633,13 @@ def _reset_daily_limit(integration: MockConfigEntry, model: Model) -> None:
 
 
 # (a) Correctly signed, mutated payloads --------------------------------------
+
+ROLLS = st.integers(0, 19)  # mostly a fresh message
+STALE, REPLAY = 18, 19
+STALE_OFFSETS = st.integers(-(10**9), -TIMESTAMP_TOLERANCE_S - 5) | st.integers(
+    TIMESTAMP_TOLERANCE_S + 5, 10**9
+)
+FRESH_OFFSETS = st.integers(-290, 290)
 
 
 @pytest.mark.slow
@@ -639,16 +663,12 @@ async def test_fuzz_signed_payloads(
         await session.async_end(EndReason.STOPPED_BY_RESIDENT)
     obj, body = data.draw(payload_bodies(), label="payload")
     now = int(dt_util.utcnow().timestamp())
-    roll = data.draw(st.integers(0, 19), label="roll")  # 18: stale, 19: replay
-    if roll == 18:
-        offset = data.draw(
-            st.integers(-(10**9), -TIMESTAMP_TOLERANCE_S - 5)
-            | st.integers(TIMESTAMP_TOLERANCE_S + 5, 10**9),
-            label="stale offset",
-        )
+    roll = data.draw(ROLLS, label="roll")
+    if roll == STALE:
+        offset = data.draw(STALE_OFFSETS, label="stale offset")
     else:
-        offset = data.draw(st.integers(-290, 290), label="offset")
-    replay = roll == 19 and bool(model.accepted)
+        offset = data.draw(FRESH_OFFSETS, label="offset")
+    replay = roll == REPLAY and bool(model.accepted)
     if replay:
         index = data.draw(st.integers(0, len(model.accepted) - 1), label="replayed")
         msg_id = model.accepted[index]
@@ -661,7 +681,7 @@ async def test_fuzz_signed_payloads(
     accepted = False
     if len(body) > MAX_BODY_BYTES:
         expected = {(413, "payload_too_large")}
-    elif roll == 18:
+    elif roll == STALE:
         expected = {(401, "stale_timestamp")}
     elif msg_id in model.accepted_set:
         expected = {(409, "duplicate_message")}
@@ -692,6 +712,8 @@ async def test_fuzz_signed_payloads(
         if model.rate_limited_since_reset >= 2:
             _reset_daily_limit(integration, model)
     assert session.live is None
+    # No accepted id leaves the window during the test: each is kept at least
+    # 300 s after it was accepted, longer than the test may run (its timeout).
     seen = len(integration.runtime_data.seen_ids)
     assert seen == len(model.accepted) <= SEEN_IDS_MAX
     _check_logs(caplog, model)
@@ -708,11 +730,7 @@ def _sign(
 
 
 def _header_bytes(value: str) -> bytes:
-    """No CR/LF (that would be another header), at most 20 000 bytes.
-
-    aiohttp refuses a header line over 24 570 bytes with its own plain-text
-    400; that limit is Home Assistant's HTTP server's, not the integration's.
-    """
+    """No CR/LF (that would be another header), at most 20 000 bytes."""
     return value.encode().replace(b"\r", b"").replace(b"\n", b"")[:20_000]
 
 
@@ -730,27 +748,30 @@ RAW_HEADER = st.binary(max_size=64).map(
 
 # A timestamp is drawn relative to "now" and formatted when sent, so the
 # strategy does not depend on the clock (Hypothesis replays must draw alike).
-TIMESTAMPS = st.one_of(
-    st.integers(-280, 280).map(lambda k: "{%d}" % k),  # noqa: UP031
-    st.integers(-(10**15), 10**15).map(str),
-    st.sampled_from(
-        [
-            "{0}.5",
-            "+{0}",
-            " {0}",
-            "{0} ",
-            "{0}_0",
-            "0{0}",
-            "{-400}",
-            "{400}",
-            "1e9",
-            "١٢٣",
-            "9" * 50,
-            "",
-            "-5",
-        ]
-    ),
-).map(str.encode) | RAW_HEADER
+TIMESTAMPS = (
+    st.one_of(
+        st.integers(-(10**7), 10**7).map(lambda k: "{%d}" % k),  # noqa: UP031
+        st.integers(-(10**15), 10**15).map(str),
+        st.sampled_from(
+            [
+                "{0}.5",
+                "+{0}",
+                " {0}",
+                "{0} ",
+                "{0}_0",
+                "0{0}",
+                "{-400}",
+                "{400}",
+                "1e9",
+                "١٢٣",
+                "9" * 50,
+                "",
+                "-5",
+            ]
+        ),
+    ).map(str.encode)
+    | RAW_HEADER
+)
 
 
 PLAUSIBLE_TIMESTAMPS = st.integers(-280, 280).map(lambda k: b"{%d}" % k)
@@ -806,58 +827,58 @@ def _content_type_verdict(content_type: str | None) -> Verdict:
     return Verdict.EITHER
 
 
+HOSTILE_BODIES = st.one_of(
+    st.binary(max_size=512),
+    st.text(max_size=200).map(str.encode),
+    st.text(max_size=100).map(lambda t: t.encode("utf-16")),
+    st.just(json.dumps(requested()).encode()),
+    st.integers(1, 32_000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(1, 10_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
+    st.integers(1, 40_000).map(lambda n: b"[" * n),
+    st.integers(MAX_BODY_BYTES - 2, MAX_BODY_BYTES + 4_000).map(lambda n: b" " * n),
+)
+SIGNATURE_MODES = st.sampled_from(
+    ["text", "raw", "other_body", "other_id", "other_ts", "v1a", "key"]
+)
+HEADER_VALUES = {
+    "webhook-id": _mostly(st.just(b"msg_1"), HEADER_TEXT | RAW_HEADER),
+    "webhook-timestamp": _mostly(PLAUSIBLE_TIMESTAMPS, TIMESTAMPS),
+    "webhook-signature": HEADER_TEXT | RAW_HEADER,
+}
+SPELLINGS = {
+    name: st.sampled_from([name, name.upper(), name.title()]) for name in HEADER_VALUES
+}
+ONE_IN_TEN = st.integers(0, 9)
+ONE_IN_TWENTY = st.integers(0, 19)
+DECORATIONS = st.lists(HEADER_TEXT | st.just(b"v2,abc"), max_size=3)
+REQUEST_CONTENT_TYPES = _mostly(st.just("application/json"), CONTENT_TYPES)
+
+
 @st.composite
 def hostile_requests(draw: st.DrawFn) -> dict[str, Any]:
     """Headers that never carry a valid signature for the body, and raw bodies."""
-    body = draw(
-        st.one_of(
-            st.binary(max_size=512),
-            st.text(max_size=200).map(str.encode),
-            st.text(max_size=100).map(lambda t: t.encode("utf-16")),
-            st.just(json.dumps(requested()).encode()),
-            st.integers(1, 32_000).map(lambda n: b"[" * n + b"]" * n),
-            st.integers(1, 10_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
-            st.integers(1, 40_000).map(lambda n: b"[" * n),
-            st.integers(MAX_BODY_BYTES - 2, MAX_BODY_BYTES + 4_000).map(
-                lambda n: b" " * n
-            ),
-        ),
-        label="body",
-    )
-    mode = draw(
-        st.sampled_from(
-            ["none", "text", "raw", "other_body", "other_id", "other_ts", "v1a", "key"]
-        ),
-        label="signature mode",
-    )
+    body = draw(HOSTILE_BODIES, label="body")
+    mode = draw(SIGNATURE_MODES, label="signature mode")
     other_body = draw(st.binary(max_size=64), label="other body")
-    assume(mode != "other_body" or other_body != body)
+    if other_body == body:
+        other_body += b"!"
     headers: list[tuple[str, bytes | None]] = []
-    for name, values in (
-        ("webhook-id", _mostly(st.just(b"msg_1"), HEADER_TEXT | RAW_HEADER)),
-        ("webhook-timestamp", _mostly(PLAUSIBLE_TIMESTAMPS, TIMESTAMPS)),
-        ("webhook-signature", HEADER_TEXT | RAW_HEADER),
-    ):
-        if draw(st.integers(0, 9), label=f"omit {name}") == 0:
+    for name, values in HEADER_VALUES.items():
+        if draw(ONE_IN_TWENTY, label=f"omit {name}") == 0:
             continue
-        # The signature's own value is filled in when sent (it needs the clock).
-        value = draw(values) if name != "webhook-signature" or mode in (
-            "text",
-            "raw",
-        ) else None
-        spelled = draw(st.sampled_from([name, name.upper(), name.title()]))
-        headers.append((spelled, value))
-        if draw(st.integers(0, 9), label="duplicate") == 0:
+        # A computed signature is filled in when sent (it needs the clock).
+        computed = name == "webhook-signature" and mode not in ("text", "raw")
+        spelled = draw(SPELLINGS[name])
+        headers.append((spelled, None if computed else draw(values)))
+        if draw(ONE_IN_TEN, label="duplicate") == 0:
             headers.append((spelled, draw(HEADER_TEXT)))
     return {
         "body": body,
         "mode": mode,
         "other_body": other_body,
-        "decorate": draw(st.lists(HEADER_TEXT | st.just(b"v2,abc"), max_size=3)),
+        "decorate": draw(DECORATIONS),
         "headers": draw(st.permutations(headers)),
-        "content_type": draw(
-            _mostly(st.just("application/json"), CONTENT_TYPES), label="content type"
-        ),
+        "content_type": draw(REQUEST_CONTENT_TYPES, label="content type"),
         "chunked": draw(st.booleans(), label="chunked"),
         "raw": draw(st.booleans(), label="raw socket"),
     }
@@ -931,10 +952,9 @@ async def _send_raw(
         head.append(b"Content-Type: " + request["content_type"].encode())
     head.append(b"Content-Length: %d" % len(request["body"]))
     writer.write(b"\r\n".join(head) + b"\r\n\r\n" + request["body"])
-    try:
+    # The server may answer (413, 400) and close before reading it all.
+    with contextlib.suppress(ConnectionError):
         await writer.drain()
-    except ConnectionError:
-        pass  # the server may answer (413, 400) and close before reading it all
     response = await reader.read()
     writer.close()
     header_block, _, raw = response.partition(b"\r\n\r\n")
@@ -953,16 +973,16 @@ async def _chunks(body: bytes) -> AsyncIterator[bytes]:
 async def _send_client(
     client: TestClient, request: dict[str, Any]
 ) -> tuple[int, str | None, bytes]:
-    headers = [
-        (name, value.decode("utf-8")) for name, value in request["headers"]
-    ]
+    headers = [(name, value.decode("utf-8")) for name, value in request["headers"]]
     skip: list[str] = []
     if request["content_type"] is None:
         skip.append("Content-Type")
     else:
         headers.append(("Content-Type", request["content_type"]))
     data: Any = _chunks(request["body"]) if request["chunked"] else request["body"]
-    response = await client.post(URL, data=data, headers=headers, skip_auto_headers=skip)
+    response = await client.post(
+        URL, data=data, headers=headers, skip_auto_headers=skip
+    )
     return (
         response.status,
         response.headers.get("Content-Type"),
@@ -971,17 +991,17 @@ async def _send_client(
 
 
 def _client_can_send(request: dict[str, Any]) -> bool:
-    """aiohttp's client sends only UTF-8 header text without control characters."""
+    """Return whether aiohttp's client can send the headers as they are."""
     for _, value in request["headers"]:
         try:
             text = value.decode("utf-8")
         except UnicodeDecodeError:
             return False
         if FORBIDDEN_HEADER_BYTES.search(value) or text != text.strip(" \t"):
-            return False  # the client would refuse, or trim, what is sent
+            return False  # the client would refuse to send, or trim, them
     content_type = request["content_type"]
     return content_type is None or not FORBIDDEN_HEADER_BYTES.search(
-        content_type.encode("utf-8", "surrogatepass")
+        content_type.encode()
     )
 
 
@@ -1002,15 +1022,12 @@ async def test_fuzz_hostile_headers(
     now = int(dt_util.utcnow().timestamp())
     request["headers"] = _materialize(request, now)
     content_type = request["content_type"]
+    values = [value for _, value in request["headers"]]
     if content_type is not None:
-        try:
-            content_type.encode("utf-8")
-        except UnicodeEncodeError:
-            request["content_type"] = content_type = None
+        values.append(content_type.encode())
     malformed = any(
-        FORBIDDEN_HEADER_BYTES.search(value) for _, value in request["headers"]
-    ) or bool(
-        content_type and FORBIDDEN_HEADER_BYTES.search(content_type.encode())
+        FORBIDDEN_HEADER_BYTES.search(value) or len(value) > MAX_HEADER_VALUE_BYTES
+        for value in values
     )
     if request["raw"] or not _client_can_send(request):
         status, response_type, raw = await _send_raw(client, request)
@@ -1039,7 +1056,12 @@ async def test_fuzz_hostile_headers(
                 expected = {(415, "unsupported_media_type")}
             elif verdict is Verdict.EITHER:
                 expected.add((415, "unsupported_media_type"))
-        assert outcome in expected, (outcome, expected, request["headers"], content_type)
+        assert outcome in expected, (
+            outcome,
+            expected,
+            request["headers"],
+            content_type,
+        )
         if status == 401:
             model.rejected += 1
     assert session.live is None
@@ -1052,9 +1074,7 @@ async def test_fuzz_hostile_headers(
 
 
 @pytest.fixture
-async def signed_post(
-    client: TestClient, city: City
-) -> Callable[[Any], Any]:
+async def signed_post(client: TestClient, city: City) -> Callable[[Any], Any]:
     """Post a payload signed with the configured secret."""
 
     async def _post_payload(payload: Any) -> tuple[int, dict[str, Any]]:
@@ -1073,28 +1093,16 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webhook.parse_payload looks the type up in a dict: a list or object"
-    " `type` raises TypeError (unhashable) and the request is answered 500"
-    " internal_error with an ERROR log instead of 400 invalid_payload",
-)
 @pytest.mark.parametrize("kind", [["activation.requested"], {"a": 1}])
 async def test_type_that_is_not_hashable(
     signed_post: Callable[[Any], Any], caplog: pytest.LogCaptureFixture, kind: Any
 ) -> None:
     """`type` must be one of two strings; anything else is a 400."""
     status, answer = await signed_post(requested(type=kind))
-    assert (status, answer["error"]) == (400, "invalid_payload")
+    assert (status, answer.get("error")) == (400, "invalid_payload")
     assert not _errors(caplog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webhook._number calls math.isfinite on a JSON integer too big for a"
-    " float (e.g. 10**400, 401 digits, below Python's 4300-digit parse limit):"
-    " OverflowError escapes probatio, answered 500 internal_error + ERROR log",
-)
 @pytest.mark.parametrize("path", ["lat", "lon", "radius_m"])
 async def test_number_too_big_for_a_float(
     signed_post: Callable[[Any], Any], caplog: pytest.LogCaptureFixture, path: str
@@ -1106,21 +1114,15 @@ async def test_number_too_big_for_a_float(
     else:
         payload["incident"]["location"][path] = -(10**400)
     status, answer = await signed_post(payload)
-    assert (status, answer["error"]) == (400, "invalid_payload")
+    assert (status, answer.get("error")) == (400, "invalid_payload")
     assert not _errors(caplog)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a lone surrogate (JSON '\\ud800', valid JSON, decoded by json.loads)"
-    " in a stored string passes the field rules; audit._canonical then fails to"
-    " encode it (UnicodeEncodeError, not OSError): 500 internal_error + ERROR log"
-    " instead of a 400, for refusals, grants and unknown-activation ends alike",
-)
 @pytest.mark.parametrize(
     "payload",
     [
-        requested(legal_basis="warrant\ud800"),  # refused: consent is on, policy ok
+        # Consent is on and the policy allows it: the grant cannot be audited.
+        requested(legal_basis="warrant\ud800"),
         {
             "type": "activation.ended",
             "activation_id": "NEVER-SEEN",
@@ -1143,12 +1145,6 @@ async def test_lone_surrogate_in_a_string(
     assert (await integration.runtime_data.audit.async_verify()).valid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ID_PATTERN and INCIDENT_TYPE_PATTERN end in `$`, and probatio.Match"
-    " uses re.match: `$` also matches before a final newline, so 'A-1\\n' is"
-    " accepted as an activation_id (and 'shots_fired\\n' as an incident type)",
-)
 @pytest.mark.parametrize("field_name", ["activation_id", "incident.type"])
 async def test_trailing_newline_is_not_an_id_character(
     signed_post: Callable[[Any], Any], field_name: str
@@ -1159,4 +1155,4 @@ async def test_trailing_newline_is_not_an_id_character(
         payload = requested()
         payload["incident"]["type"] = "shots_fired\n"
     status, answer = await signed_post(payload)
-    assert (status, answer["error"]) == (400, "invalid_payload")
+    assert (status, answer.get("error")) == (400, "invalid_payload")

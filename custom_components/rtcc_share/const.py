@@ -60,7 +60,8 @@ OPTION_RANGES: Final[dict[str, tuple[int, int]]] = {
     CONF_AUDIT_RETENTION_DAYS: (0, 3650),
 }
 
-INCIDENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$"
+# \Z, not $: `$` also matches before a trailing newline.
+INCIDENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*\Z"
 INCIDENT_TYPE_MAX_LEN: Final = 64
 
 # Standard Webhooks keys.
@@ -75,7 +76,7 @@ ED25519_KEY_BYTES: Final = 32
 # City API limits.
 MAX_BODY_BYTES: Final = 64 * 1024
 TIMESTAMP_TOLERANCE_S: Final = 300
-ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,128}$"
+ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,128}\Z"
 MIN_REQUESTED_DURATION_S: Final = 30
 MAX_REQUESTED_DURATION_S: Final = 86400
 MAX_INCIDENT_RADIUS_M: Final = 5000

@@ -61,9 +61,13 @@ def _number(low: float, high: float) -> Callable[[Any], float]:
     def validate(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise probatio.Invalid("expected a number")
-        if not math.isfinite(value) or not low <= value <= high:
+        try:
+            number = float(value)
+        except OverflowError as err:  # an integer beyond any float
+            raise probatio.Invalid(f"expected a number in [{low}, {high}]") from err
+        if not math.isfinite(number) or not low <= number <= high:
             raise probatio.Invalid(f"expected a number in [{low}, {high}]")
-        return float(value)
+        return number
 
     return validate
 
@@ -164,8 +168,16 @@ def parse_payload(body: bytes) -> ActivationRequest | ActivationEnd:
         raise InvalidPayloadError("body is not valid JSON") from err
     if not isinstance(data, dict):
         raise InvalidPayloadError("body is not a JSON object")
-    schema = {TYPE_REQUESTED: REQUESTED_SCHEMA, TYPE_ENDED: ENDED_SCHEMA}.get(
-        data.get("type")  # type: ignore[arg-type]
+    try:
+        # JSON escapes can spell lone surrogates, which no UTF-8 record can hold.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidPayloadError("body contains an invalid unicode escape") from err
+    message_type = data.get("type")
+    schema = (
+        {TYPE_REQUESTED: REQUESTED_SCHEMA, TYPE_ENDED: ENDED_SCHEMA}.get(message_type)
+        if isinstance(message_type, str)
+        else None
     )
     if schema is None:
         raise InvalidPayloadError(f"type: expected {TYPE_REQUESTED} or {TYPE_ENDED}")
@@ -260,6 +272,8 @@ async def async_handle_webhook(
     if not fresh:
         await session.async_record_refusal("duplicate_message")
         return _error(HTTPStatus.CONFLICT, "duplicate_message")
+    # On disk before anything acts on it: a replay after a crash is refused too.
+    await data.seen_ids.async_flush()
     try:
         payload = parse_payload(body)
     except InvalidPayloadError as err:
