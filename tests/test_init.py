@@ -1,5 +1,7 @@
 """Setup, unload and removal of an entry."""
 
+from pathlib import Path
+
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -8,7 +10,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.rtcc_share.const import DOMAIN
 
-from .conftest import WEBHOOK_ID
+from .conftest import WEBHOOK_ID, SourceCamera
 
 
 async def test_setup_creates_entities_on_one_device(
@@ -51,3 +53,13 @@ async def test_remove_entry_deletes_stored_state(
     await hass.async_block_till_done()
     assert not [key for key in hass_storage if key.startswith(DOMAIN)]
     assert webhook.async_generate_path(WEBHOOK_ID) not in str(hass.data["webhook"])
+
+
+async def test_unwritable_audit_log_retries_setup(
+    hass: HomeAssistant, camera: SourceCamera, config_entry: MockConfigEntry
+) -> None:
+    """No audit log, no sharing: setup waits until the log can be written."""
+    Path(hass.config.path(DOMAIN)).write_text("not a folder")
+    assert not await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert WEBHOOK_ID not in hass.data.get("webhook", {})

@@ -365,3 +365,56 @@ async def test_audit_unavailable_fails_closed(
     assert (DOMAIN, f"audit_log_unavailable_{integration.entry_id}") in ir.async_get(
         hass
     ).issues
+
+
+async def test_camera_turned_off(
+    hass: HomeAssistant, post: Post, camera: SourceCamera
+) -> None:
+    """A camera that is off cannot be shared."""
+    await consent(hass)
+    camera._attr_is_on = False
+    assert await post(requested()) == (503, {"error": "camera_unavailable"})
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{**DEFAULT_OPTIONS, CONF_ALLOW_HTTP_STREAM_URL: True}]
+)
+async def test_lab_mode_without_any_url(hass: HomeAssistant, post: Post) -> None:
+    """Lab mode still needs some address to hand out."""
+    await consent(hass)
+    await hass.config.async_update(external_url=None, internal_url=None)
+    hass.config.api = None
+    assert await post(requested()) == (503, {"error": "no_external_url"})
+
+
+async def test_refusal_is_answered_even_if_it_cannot_be_audited(
+    hass: HomeAssistant, post: Post, integration: MockConfigEntry, tmp_path: Any
+) -> None:
+    """A refusal stays a refusal; the unwritable log raises a repair issue."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    integration.runtime_data.audit.path = blocker / "log.jsonl"
+    assert await post(requested()) == (403, {"error": "consent_off"})
+    assert (DOMAIN, f"audit_log_unavailable_{integration.entry_id}") in ir.async_get(
+        hass
+    ).issues
+
+
+async def test_unexpected_fault_is_still_json(
+    hass: HomeAssistant,
+    post: Post,
+    integration: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug answers the contract's JSON with 500, logging no request content."""
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(integration.runtime_data.session, "async_activate", broken)
+    assert await post(requested()) == (500, {"error": "internal_error"})
+    assert "RuntimeError" in caplog.text
+    assert WEBHOOK_ID not in [
+        r.getMessage() for r in caplog.records if r.name.startswith("custom_")
+    ]

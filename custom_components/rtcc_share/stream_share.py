@@ -135,9 +135,7 @@ class ShareStream:
 
 
 def async_setup_view(hass: HomeAssistant) -> None:
-    """Register the view once for all entries."""
-    if _SHARES in hass.data:
-        return
+    """Register the view once for all entries (from the integration's setup)."""
     hass.data[_SHARES] = {}
     hass.http.register_view(ShareHlsView())
 
