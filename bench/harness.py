@@ -18,13 +18,20 @@ real `hass` process, like scripts/develop does, but with:
 The owner account, the config flow and the options flow are driven over
 Home Assistant's HTTP API, as tools/demo does (an async copy of its
 `Instance`), and city requests are signed with tests/common.py's `City`.
-All traffic stays on 127.0.0.1.
+Also here: an LL-HLS `Viewer` (optionally in its own process,
+`ViewerProcess`) and a live MPEG-TS `LiveFeed` of the demo clip served
+outside Home Assistant (optionally in its own process, `FeedProcess`); run
+as a script, this module is those two child processes. Children get SIGTERM
+if the benchmark dies. All traffic stays on 127.0.0.1.
 """
 
 # ruff: noqa: INP001
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+import contextlib
+import ctypes
 from dataclasses import dataclass, field
+from fractions import Fraction
 import io
 import itertools
 import json
@@ -39,16 +46,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Final
 
 import aiohttp
+from aiohttp import web
 
 REPO: Final = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # Sign exactly as the tests do.
 from tests.common import City, ended, requested  # noqa: E402, TID251
+from tests.video import make_video  # noqa: E402, TID251
 
 HOST: Final = "127.0.0.1"
 HASS_BIN: Final = REPO / ".venv" / "bin" / "hass"
@@ -57,12 +67,21 @@ DEMO_DOORBELL: Final = REPO / "config" / "custom_components" / "demo_doorbell"
 DEMO_CLIP: Final = REPO / "config" / "demo_doorbell.mp4"
 BENCH_INTEGRATION: Final = REPO / "bench" / "rtcc_bench"
 DEMO_CAMERA: Final = "camera.demo_doorbell"
+FEED_CAMERA_NAME: Final = "Bench feed"
+FEED_CAMERA: Final = "camera.bench_feed"
+FILE_CAMERA_NAME: Final = "Bench file"
+FILE_CAMERA: Final = "camera.bench_file"
 LIVE_PATH: Final = "/api/demo_doorbell/live.ts"
 USERNAME: Final = "bench"
-CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
+PR_SET_PDEATHSIG: Final = 1
+# Resolved before any fork: a child only calls it.
+_PRCTL: Final = ctypes.CDLL(None, use_errno=True).prctl
 
 __all__ = [
     "DEMO_CAMERA",
+    "FEED_CAMERA",
+    "FEED_CAMERA_NAME",
+    "FILE_CAMERA",
     "HOST",
     "LIVE_PATH",
     "REPO",
@@ -70,6 +89,16 @@ __all__ = [
     "ended",
     "requested",
 ]
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the benchmark dies (Linux).
+
+    Covers what no cleanup handler can: the benchmark being SIGKILLed. Only
+    used for children forked by the event loop's thread, which lives as long
+    as the benchmark.
+    """
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def out(line: str) -> None:
@@ -120,10 +149,21 @@ def scratch_config(
     *,
     bench_webhook_id: str | None,
     extra_cameras: dict[str, str] | None = None,
+    file_camera: bool = False,
     quiet: bool = True,
 ) -> Path:
-    """Write a scratch configuration folder and return its path."""
+    """Write a scratch configuration folder and return its path.
+
+    extra_cameras: name -> stream source of `rtcc_bench` cameras to add.
+    file_camera: also add `camera.bench_file`, whose source is a local H.264
+    MP4 made with tests/video.py (1 s keyframes, 8 s, no audio).
+    """
     folder = Path(tempfile.mkdtemp(prefix=f"rtcc-bench-{port}-"))
+    extra_cameras = dict(extra_cameras or {})
+    if file_camera:
+        extra_cameras[FILE_CAMERA_NAME] = str(
+            make_video(folder / "doorbell.mp4", seconds=8)
+        )
     text = DEV_CONFIG.read_text().replace("8123", str(port))
     if not re.search(r"^http:", text, flags=re.MULTILINE):
         # Home Assistant 2026.10 keeps HTTP settings in .storage/http; a fresh
@@ -138,7 +178,7 @@ def scratch_config(
         )
     cameras = "".join(
         f"  - platform: rtcc_bench\n    name: {name}\n    stream_source: {source}\n"
-        for name, source in (extra_cameras or {}).items()
+        for name, source in extra_cameras.items()
     )
     if cameras:
         anchor = "camera:\n  - platform: demo_doorbell\n"
@@ -186,6 +226,7 @@ class HassProcess:
             stderr=subprocess.STDOUT,
             cwd=REPO,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no lock is taken
         )
         log.close()
 
@@ -210,11 +251,24 @@ class HassProcess:
                 await asyncio.sleep(0.5)
         raise TimeoutError(f"hass did not answer within {timeout} s")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the process (all threads) so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # After the command name: state is fields[0]; utime, stime are 14, 15.
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    def thread_cpu(self) -> dict[str, int]:
+        """CPU time of each live thread, in ns (/proc/<pid>/task/*/schedstat)."""
+        times: dict[str, int] = {}
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                times[task.name] = int((task / "schedstat").read_text().split()[0])
+            except FileNotFoundError, ProcessLookupError:
+                continue  # the thread ended meanwhile
+        return times
+
+    @staticmethod
+    def cpu_between(before: dict[str, int], after: dict[str, int]) -> float:
+        """Seconds of CPU between two thread_cpu() snapshots.
+
+        Threads that ended in between are missed; threads started in between
+        count in full.
+        """
+        return sum(ns - before.get(tid, 0) for tid, ns in after.items()) / 1e9
 
     def kill9(self) -> None:
         """SIGKILL the process (a crash)."""
@@ -222,7 +276,7 @@ class HassProcess:
             self.proc.kill()
             self.proc.wait(timeout=30)
 
-    def stop(self, timeout: float = 60) -> None:
+    def stop(self, timeout: float = 20) -> None:
         """Stop gracefully (SIGTERM), SIGKILL after the timeout."""
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -313,6 +367,12 @@ class Api:
         ):
             await self.call("POST", f"/api/onboarding/{step}", json=body)
 
+    async def wait_running(self, timeout: float = 120) -> None:
+        """Wait until Home Assistant has finished starting (state RUNNING)."""
+        async with asyncio.timeout(timeout):
+            while (await self.call("GET", "/api/config"))["state"] != "RUNNING":
+                await asyncio.sleep(0.2)
+
     async def login(self, username: str, password: str) -> None:
         """Log in through the login flow."""
         flow = await self.call(
@@ -386,15 +446,19 @@ class Api:
             key=placeholders["secret"],
             city=City(placeholders["secret"]),
         )
+        share.entities = await self.entities(entry_id)
+        return share
+
+    async def entities(self, entry_id: str) -> dict[str, str]:
+        """Return an rtcc_share entry's entity ids by key (`consent`, ...)."""
         registry = await self.ws({"type": "config/entity_registry/list"})
         prefix = f"{entry_id}_"
-        share.entities = {
+        return {
             item["unique_id"].removeprefix(prefix): item["entity_id"]
             for item in registry
             if item.get("config_entry_id") == entry_id
             and str(item.get("unique_id", "")).startswith(prefix)
         }
-        return share
 
     async def ws(self, message: dict[str, Any]) -> Any:
         """Send one websocket command and return its result."""
@@ -480,27 +544,34 @@ class Bench:
         *,
         bench_webhook: bool = True,
         extra_cameras: dict[str, str] | None = None,
+        file_camera: bool = False,
     ) -> Bench:
         """Write the scratch config, start hass, create the owner."""
         webhook_id = secrets.token_hex(32) if bench_webhook else None
         folder = scratch_config(
-            port, bench_webhook_id=webhook_id, extra_cameras=extra_cameras
+            port,
+            bench_webhook_id=webhook_id,
+            extra_cameras=extra_cameras,
+            file_camera=file_camera,
         )
         hass = HassProcess(folder, port)
-        note(f"starting Home Assistant on {hass.base} in {folder}")
+        note(f"{machine()}; starting Home Assistant on {hass.base} in {folder}")
         hass.start()
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100),
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
         try:
             startup = await hass.wait_up()
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100),
-                timeout=aiohttp.ClientTimeout(total=60),
-            )
             api = Api(hass.base, session)
             await api.onboard(secrets.token_urlsafe(12))
+            await api.wait_running()
         except BaseException:
+            await session.close()
             hass.stop(timeout=10)
+            shutil.rmtree(folder, ignore_errors=True)
             raise
-        note(f"Home Assistant answered after {startup:.1f} s; owner created")
+        note(f"Home Assistant answered after {startup:.1f} s; owner created, running")
         return cls(
             hass=hass,
             api=api,
@@ -514,7 +585,9 @@ class Bench:
     async def close(self, *, keep: bool = False) -> None:
         """Stop hass and remove the scratch folder (unless keep)."""
         await self.session.close()
+        began = time.monotonic()
         self.hass.stop()
+        note(f"Home Assistant stopped in {time.monotonic() - began:.1f} s")
         if keep:
             note(f"kept {self.hass.config_dir}")
         else:
@@ -578,17 +651,9 @@ class Playlist:
 
 
 @dataclass
-class Viewer:
-    """An LL-HLS viewer: master playlist, then blocking playlist + part requests.
+class ViewLog:
+    """What a viewer saw: when each part and each complete segment arrived."""
 
-    Follows the live edge like hls.js in low-latency mode: it asks for the
-    media playlist with `_HLS_msn`/`_HLS_part` of the hinted next part (the
-    server holds the request until that part exists), fetches every new part,
-    and records when each part and each complete segment arrived.
-    """
-
-    session: aiohttp.ClientSession
-    master_url: str
     parts: list[tuple[float, int, int]] = field(default_factory=list)
     segments: dict[int, float] = field(default_factory=dict)
     durations: dict[int, float] = field(default_factory=dict)
@@ -596,7 +661,38 @@ class Viewer:
     error: str | None = None
     bytes: int = 0
 
+    def part_gaps(self, since: float = 0.0, until: float = math.inf) -> list[float]:
+        """Gaps between consecutive parts that touch [since, until]."""
+        times = [t for t, _, _ in self.parts]
+        return [
+            b - a for a, b in itertools.pairwise(times) if b >= since and a <= until
+        ]
+
+    def segment_gaps(self, since: float = 0.0, until: float = math.inf) -> list[float]:
+        """Gaps between consecutive complete segments that touch [since, until]."""
+        times = [self.segments[s] for s in sorted(self.segments)]
+        return [
+            b - a for a, b in itertools.pairwise(times) if b >= since and a <= until
+        ]
+
+
+@dataclass
+class Viewer(ViewLog):
+    """An LL-HLS viewer: master playlist, then blocking playlist + part requests.
+
+    Follows the live edge like hls.js in low-latency mode: it asks for the
+    media playlist with `_HLS_msn`/`_HLS_part` of the hinted next part (the
+    server holds the request until that part exists), fetches every new part,
+    and records when each part and each complete segment arrived (monotonic
+    clock). `report`, if given, is called with each part and segment.
+    """
+
+    session: aiohttp.ClientSession | None = None
+    master_url: str = ""
+    report: Callable[[dict[str, Any]], None] | None = None
+
     async def _get(self, url: str) -> bytes:
+        assert self.session is not None
         async with self.session.get(url) as response:
             if response.status != 200:
                 raise RuntimeError(f"{response.status} for {url.rsplit('/', 1)[-1]}")
@@ -613,6 +709,7 @@ class Viewer:
                 self.error = f"{type(err).__name__}: {err}"
 
     async def _run(self, stop: asyncio.Event, deadline: float) -> None:
+        assert self.session is not None
         base = self.master_url.rsplit("/", 1)[0]
         master = (await self._get(self.master_url)).decode()
         media = next(line for line in master.splitlines() if line.endswith(".m3u8"))
@@ -642,97 +739,335 @@ class Viewer:
                     now = time.monotonic()
                     self.live_at = self.live_at or now
                     self.parts.append((now, *item))
+                    if self.report:
+                        self.report({"part": [now, *item], "bytes": self.bytes})
             for sequence, duration in playlist.complete.items():
                 if sequence >= start[0] and sequence not in self.segments:
                     listed = [p for p in playlist.parts if p[0] == sequence]
                     if listed and all(p in fetched for p in listed):
-                        self.segments[sequence] = time.monotonic()
+                        now = time.monotonic()
+                        self.segments[sequence] = now
                         self.durations[sequence] = duration
-
-    def part_gaps(self, since: float = 0.0, until: float = math.inf) -> list[float]:
-        """Gaps between consecutive parts that touch [since, until]."""
-        times = [t for t, _, _ in self.parts]
-        return [
-            b - a for a, b in itertools.pairwise(times) if b >= since and a <= until
-        ]
-
-    def segment_gaps(self, since: float = 0.0, until: float = math.inf) -> list[float]:
-        """Gaps between consecutive complete segments that touch [since, until]."""
-        times = [self.segments[s] for s in sorted(self.segments)]
-        return [
-            b - a for a, b in itertools.pairwise(times) if b >= since and a <= until
-        ]
+                        if self.report:
+                            self.report({"segment": [sequence, now, duration]})
 
 
-class CountingProxy:
-    """A loopback TCP proxy that counts the connections made through it."""
+class ViewerProcess(ViewLog):
+    """A Viewer in its own process, so a busy benchmark loop cannot delay it.
 
-    def __init__(self, listen_port: int, target_port: int) -> None:
-        """Forward 127.0.0.1:listen_port to 127.0.0.1:target_port."""
-        self.listen_port = listen_port
-        self.target_port = target_port
-        self.opened: list[float] = []
-        self.active = 0
-        self.max_active = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+    Runs `python bench/harness.py --viewer URL`, which reports every part and
+    segment as a JSON line (CLOCK_MONOTONIC is system-wide, so its times
+    compare with this process's), and stops on SIGTERM.
+    """
 
-    def reset_max(self) -> None:
-        """Restart the maximum from the current count."""
-        self.max_active = self.active
+    def __init__(self, master_url: str, limit_s: float) -> None:
+        """Watch master_url for at most limit_s seconds."""
+        super().__init__()
+        self.master_url = master_url
+        self.limit_s = limit_s
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the viewer process."""
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--viewer",
+            self.master_url,
+            "--limit",
+            str(self.limit_s),
+            stdout=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        self._reader = asyncio.create_task(self._read())
+
+    @property
+    def running(self) -> bool:
+        """Return True while the viewer process runs."""
+        return self._proc is not None and self._proc.returncode is None
+
+    async def _read(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        async for line in self._proc.stdout:
+            event = json.loads(line)
+            if "part" in event:
+                moment, sequence, number = event["part"]
+                self.parts.append((moment, sequence, number))
+                self.live_at = self.live_at or moment
+                self.bytes = event["bytes"]
+            elif "segment" in event:
+                sequence, moment, duration = event["segment"]
+                self.segments[sequence] = moment
+                self.durations[sequence] = duration
+            elif "end" in event:
+                self.error = event["end"]["error"]
+                self.bytes = event["end"]["bytes"]
+
+    async def stop(self) -> None:
+        """Stop the viewer and collect what it reported."""
+        if self._proc is None:
+            return
+        if self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(10):
+                await self._proc.wait()
+        except TimeoutError:
+            self._proc.kill()
+            await self._proc.wait()
+        if self._reader is not None:
+            await self._reader
+
+
+async def _viewer_main(url: str, limit_s: float) -> None:
+    """Entry point of ViewerProcess: watch, report JSON lines, stop on SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    def report(event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
+        viewer = Viewer(session=session, master_url=url, report=report)
+        task = asyncio.create_task(viewer.run(stop, time.monotonic() + limit_s))
+        await asyncio.wait(
+            [task, asyncio.create_task(stop.wait())],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        stop.set()
+        await task
+    report({"end": {"error": viewer.error, "bytes": viewer.bytes}})
+
+
+class LiveFeed:
+    """The demo doorbell's clip as a real-time MPEG-TS feed, served by the bench.
+
+    The same clip, container and pace as the demo doorbell's live view (15 fps,
+    a keyframe every second, each connection starting at the clip's start),
+    but outside Home Assistant's process, so its cost does not count as Home
+    Assistant's, and it stops the moment a client goes away (the demo
+    doorbell's serving thread runs on to the end of its 30 s clip). Records
+    every connection, so the benchmarks can count camera connections.
+    """
+
+    def __init__(self, clip: Path, port: int) -> None:
+        """Serve clip at http://127.0.0.1:port/live.ts."""
+        self.clip = clip
+        self.port = port
+        self.url = f"http://{HOST}:{port}/live.ts"
+        # [opened, closed or None] per connection, monotonic seconds.
+        self.connections: list[list[float | None]] = []
+        self._runner: web.AppRunner | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    @property
+    def active(self) -> int:
+        """Return the number of open connections."""
+        return sum(1 for _, closed in self.connections if closed is None)
 
     def opened_since(self, moment: float) -> int:
         """Count connections accepted at or after a monotonic moment."""
-        return sum(1 for t in self.opened if t >= moment)
+        return sum(
+            1
+            for opened, _ in self.connections
+            if opened is not None and opened >= moment
+        )
+
+    def active_since(self, moment: float) -> int:
+        """Count open connections that were accepted at or after moment."""
+        return sum(
+            1
+            for opened, closed in self.connections
+            if closed is None and opened is not None and opened >= moment
+        )
 
     async def start(self) -> None:
-        """Listen."""
-        self._server = await asyncio.start_server(self._serve, HOST, self.listen_port)
+        """Listen on loopback."""
+        app = web.Application()
+        app.router.add_get("/live.ts", self._live)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, HOST, self.port).start()
 
     async def close(self) -> None:
-        """Stop listening and drop every connection."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
+        """Stop serving, dropping open connections at once."""
+        for task in list(self._handlers):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.opened.append(time.monotonic())
-        self.active += 1
-        self.max_active = max(self.max_active, self.active)
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+    async def _live(self, request: web.Request) -> web.StreamResponse:
+        record: list[float | None] = [time.monotonic(), None]
+        self.connections.append(record)
+        if (task := asyncio.current_task()) is not None:
+            self._handlers.add(task)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=_feed, args=(self.clip, loop, queue, stop), daemon=True
+        )
+        response = web.StreamResponse(headers={"Content-Type": "video/mp2t"})
         try:
-            up_reader, up_writer = await asyncio.open_connection(HOST, self.target_port)
-            pipes = [
-                asyncio.ensure_future(self._pipe(reader, up_writer)),
-                asyncio.ensure_future(self._pipe(up_reader, writer)),
-            ]
-            try:
-                # Either side closing closes the whole connection, like TCP.
-                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for pipe in pipes:
-                    pipe.cancel()
-                await asyncio.gather(*pipes, return_exceptions=True)
-                up_writer.close()
-        except OSError, asyncio.CancelledError:
+            await response.prepare(request)
+            thread.start()
+            while True:
+                await response.write(await queue.get())
+        except ConnectionError, asyncio.CancelledError:
             pass
         finally:
-            writer.close()
-            self.active -= 1
+            stop.set()
+            record[1] = time.monotonic()
             if task is not None:
-                self._tasks.discard(task)
+                self._handlers.discard(task)
+        return response
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+def _feed(
+    clip: Path,
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[bytes],
+    stop: threading.Event,
+) -> None:
+    """Remux the clip, looped, into MPEG-TS at real-time pace until stop."""
+    import av  # noqa: PLC0415
+
+    class Sink(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            chunk = bytes(data)
+            future = asyncio.run_coroutine_threadsafe(queue.put(chunk), loop)
+            while not stop.is_set():
+                try:
+                    future.result(timeout=0.2)
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                future.cancel()
+            return len(chunk)
+
+    with av.open(str(clip)) as template, av.open(Sink(), "w", format="mpegts") as out:
+        stream = out.add_stream_from_template(template.streams.video[0])
+        started = time.monotonic()
+        offset = 0
+        while not stop.is_set():
+            with av.open(str(clip)) as source:
+                video = source.streams.video[0]
+                base = video.time_base or Fraction(1, 90000)
+                end = offset
+                for packet in source.demux(video):
+                    if stop.is_set():
+                        return
+                    if packet.pts is None:
+                        continue
+                    packet.pts += offset
+                    packet.dts = (packet.dts or 0) + offset
+                    end = max(end, packet.pts + (packet.duration or 0))
+                    if (
+                        ahead := float(packet.pts * base) - (time.monotonic() - started)
+                    ) > 0:
+                        time.sleep(ahead)
+                    packet.stream = stream
+                    out.mux(packet)
+                offset = end
+
+
+def feed_url(port: int) -> str:
+    """The LiveFeed URL of a benchmark whose Home Assistant uses `port`."""
+    return f"http://{HOST}:{port + 1}/live.ts"
+
+
+@contextlib.asynccontextmanager
+async def serve_feed(bench: Bench) -> AsyncIterator[LiveFeed]:
+    """Serve the demo clip on feed_url(port) while the block runs."""
+    feed = LiveFeed(bench.hass.config_dir / DEMO_CLIP.name, bench.hass.port + 1)
+    await feed.start()
+    try:
+        yield feed
+    finally:
+        await feed.close()
+
+
+class FeedProcess:
+    """A LiveFeed in its own process, so a busy benchmark loop cannot delay it."""
+
+    def __init__(self, clip: Path, port: int) -> None:
+        """Serve clip on http://127.0.0.1:port/live.ts."""
+        self.clip = clip
+        self.port = port
+        self.url = f"http://{HOST}:{port}/live.ts"
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start the feed process and wait until it accepts connections."""
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--feed",
+            str(self.clip),
+            str(self.port),
+            preexec_fn=_die_with_parent,
+        )
+        async with asyncio.timeout(20):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection(HOST, self.port)
+                except OSError:
+                    await asyncio.sleep(0.1)
+                    continue
+                writer.close()
+                return
+
+    async def stop(self) -> None:
+        """Stop the feed process."""
+        if self._proc is None or self._proc.returncode is not None:
+            return
+        self._proc.send_signal(signal.SIGTERM)
         try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
+            async with asyncio.timeout(10):
+                await self._proc.wait()
+        except TimeoutError:
+            self._proc.kill()
+            await self._proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def feed_process(bench: Bench) -> AsyncIterator[FeedProcess]:
+    """Serve the demo clip on feed_url(port) from a separate process."""
+    feed = FeedProcess(bench.hass.config_dir / DEMO_CLIP.name, bench.hass.port + 1)
+    await feed.start()
+    try:
+        yield feed
+    finally:
+        await feed.stop()
+
+
+async def _feed_main(clip: Path, port: int) -> None:
+    """Entry point of FeedProcess: serve until SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    feed = LiveFeed(clip, port)
+    await feed.start()
+    try:
+        await stop.wait()
+    finally:
+        await feed.close()
+
+
+if __name__ == "__main__":
+    # Only for ViewerProcess (`--viewer URL --limit SECONDS`) and FeedProcess
+    # (`--feed CLIP PORT`).
+    if len(sys.argv) == 5 and sys.argv[1] == "--viewer" and sys.argv[3] == "--limit":
+        asyncio.run(_viewer_main(sys.argv[2], float(sys.argv[4])))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--feed":
+        asyncio.run(_feed_main(Path(sys.argv[2]), int(sys.argv[3])))
+    else:
+        sys.exit("harness.py is a library; see bench/README.md")
