@@ -186,6 +186,11 @@ async def test_rejections_counted_logged_and_audited(
             headers={"Content-Type": "application/json"},
         )
         assert response.status == 401
+    # A burst is shown once, a second later: no state write per forged request.
+    assert hass.states.get("sensor.front_door_rejected_requests").state == "0"
+    freezer.tick(timedelta(seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
     assert hass.states.get("sensor.front_door_rejected_requests").state == "5"
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("custom_")]
     assert len([m for m in ours if "Rejected unauthenticated" in m]) == 1

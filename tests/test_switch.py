@@ -133,3 +133,28 @@ async def test_options_change_reschedules_lapse(
     records = await integration.runtime_data.audit.async_export(None, None)
     assert records[-1]["event"] == "options_changed"
     assert records[-1]["changed"] == ["consent_lapse_days"]
+
+
+@pytest.mark.parametrize(("stored", "restored"), [(True, "off"), (False, "on")])
+async def test_session_store_wins_over_restore_state(
+    hass: HomeAssistant,
+    camera: SourceCamera,
+    config_entry: MockConfigEntry,
+    hass_storage: dict,
+    stored: bool,
+    restored: str,
+) -> None:
+    """After a crash the switch's restore state may be stale; the store is not."""
+    since = dt_util.utcnow() - timedelta(days=1)
+    hass_storage[f"rtcc_share.{config_entry.entry_id}.session"] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": f"rtcc_share.{config_entry.entry_id}.session",
+        "data": {
+            "history": [],
+            "consent": {"on": stored, "since": since.isoformat() if stored else None},
+        },
+    }
+    mock_restore_cache_with_extra_data(hass, [(State(CONSENT, restored), {})])
+    await _setup(hass, config_entry)
+    assert hass.states.get(CONSENT).state == ("on" if stored else "off")

@@ -1,6 +1,7 @@
 """The city's webhook, row by row of the contract, with real signatures and HTTP."""
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
+    async_fire_time_changed,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
@@ -204,6 +206,8 @@ async def test_authentication_errors(
     headers = city.headers(body)
     mangle(headers)
     assert await post(body=body, headers=headers) == (401, {"error": error})
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=2))
+    await hass.async_block_till_done()
     assert hass.states.get("sensor.front_door_rejected_requests").state == "1"
 
 

@@ -26,6 +26,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import (
+    async_call_later,
     async_track_point_in_utc_time,
     async_track_state_change_event,
     async_track_time_interval,
@@ -61,6 +62,8 @@ STORE_VERSION: Final = 1
 HISTORY_KEEP: Final = timedelta(days=7)
 HISTORY_MAX: Final = 500
 MOBILE_ACTION_EVENT: Final = "mobile_app_notification_action"
+# The rejected-requests sensor shows a burst at most this often.
+REJECTION_UPDATE_DELAY_S: Final = 1.0
 
 
 def signal_update(entry_id: str) -> str:
@@ -176,6 +179,9 @@ class ShareSession:
         self._unsubs: list[CALLBACK_TYPE] = []
         self._expiry_unsub: CALLBACK_TYPE | None = None
         self._lapse_unsub: CALLBACK_TYPE | None = None
+        self._rejection_update_unsub: CALLBACK_TYPE | None = None
+        # Written at every change; restore state alone is lost in a crash.
+        self._stored_consent: tuple[bool, datetime | None] | None = None
 
     # Lifecycle
 
@@ -187,6 +193,12 @@ class ShareSession:
         self.history = [
             HistoryItem.from_dict(item) for item in stored.get("history", [])
         ]
+        if (consent := stored.get("consent")) is not None:
+            since = consent["since"]
+            self._stored_consent = (
+                bool(consent["on"]),
+                dt_util.parse_datetime(since, raise_on_error=True) if since else None,
+            )
         if interrupted := next((h for h in self.history if h.ended is None), None):
             now = dt_util.utcnow()
             interrupted.ended = min(now, interrupted.expires)
@@ -217,6 +229,9 @@ class ShareSession:
         while self._unsubs:
             self._unsubs.pop()()
         self._cancel_lapse_timer()
+        if self._rejection_update_unsub:
+            self._rejection_update_unsub()
+            self._rejection_update_unsub = None
         await self.async_end(reason)
         await self._async_flush_rejections()
 
@@ -270,7 +285,13 @@ class ShareSession:
     # Consent
 
     async def async_restore_consent(self, on: bool, since: datetime | None) -> None:
-        """Take the consent state the switch restored after a restart."""
+        """Restore consent after a restart, never forcing it on.
+
+        The session's own store, written at every change, wins over the
+        switch's restore state, which Home Assistant saves only now and then.
+        """
+        if self._stored_consent is not None:
+            on, since = self._stored_consent
         self.consent_on = on
         self.consent_since = since if on else None
         if (lapse := self.consent_lapses_at) and lapse <= dt_util.utcnow():
@@ -293,6 +314,7 @@ class ShareSession:
                 ) from err
             self.consent_on = True
             self.consent_since = dt_util.utcnow()
+            await self._async_save()
             self._schedule_lapse()
             self._async_changed()
             return
@@ -303,6 +325,7 @@ class ShareSession:
         self._cancel_lapse_timer()
         if was_on:
             await self._async_audit_best_effort("consent_off", cause=cause)
+            await self._async_save()
         reason = EndReason.CONSENT_LAPSED if cause == "lapse" else EndReason.CONSENT_OFF
         await self.async_end(reason)
         self._async_changed()
@@ -620,6 +643,15 @@ class ShareSession:
                 self.camera_entity_id,
                 self.rejected_requests,
             )
+        # A flood of forged requests must not become a flood of state writes.
+        if self._rejection_update_unsub is None:
+            self._rejection_update_unsub = async_call_later(
+                self.hass, REJECTION_UPDATE_DELAY_S, self._async_rejections_shown
+            )
+
+    @callback
+    def _async_rejections_shown(self, _now: datetime) -> None:
+        self._rejection_update_unsub = None
         self._async_changed()
 
     async def _async_flush_rejections(self, _now: datetime | None = None) -> None:
@@ -645,7 +677,17 @@ class ShareSession:
         self.history = [h for h in self.history if h.ended is None or h.ended > cutoff][
             -HISTORY_MAX:
         ]
-        await self._store.async_save({"history": [h.as_dict() for h in self.history]})
+        await self._store.async_save(
+            {
+                "history": [h.as_dict() for h in self.history],
+                "consent": {
+                    "on": self.consent_on,
+                    "since": self.consent_since.isoformat()
+                    if self.consent_since
+                    else None,
+                },
+            }
+        )
 
     async def _async_audit_best_effort(self, event: str, **fields: Any) -> None:
         """Record an event whose failure must not stop a privacy-protecting step."""

@@ -63,14 +63,14 @@ class ConsentSwitch(RtccShareEntity, SwitchEntity, RestoreEntity):
         """Restore consent as it was; no state means off."""
         await super().async_added_to_hass()
         last_state = await self.async_get_last_state()
-        if last_state is None or last_state.state != "on":
-            return
+        on = last_state is not None and last_state.state == "on"
         since: datetime | None = None
-        if (extra := await self.async_get_last_extra_data()) and (
-            raw := extra.as_dict().get("since")
-        ):
-            since = dt_util.parse_datetime(raw)
-        await self.session.async_restore_consent(True, since or dt_util.utcnow())
+        if on and (extra := await self.async_get_last_extra_data()):
+            raw = extra.as_dict().get("since")
+            since = dt_util.parse_datetime(raw) if raw else None
+        await self.session.async_restore_consent(
+            on, (since or dt_util.utcnow()) if on else None
+        )
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Give consent."""

@@ -102,6 +102,8 @@ def _packets(clip: Path, stop: threading.Event) -> Iterator[tuple[av.Packet, flo
             base = video.time_base or Fraction(1, 90000)
             end = offset
             for packet in source.demux(video):
+                if stop.is_set():  # the viewer left: stop now, not after the pass
+                    return
                 if packet.pts is None:
                     continue
                 packet.pts += offset
