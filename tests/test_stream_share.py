@@ -227,6 +227,9 @@ async def test_ten_viewers_one_upstream(
     live = integration.runtime_data.session.live
     assert live.stream.stream.get_diagnostics()["start_worker"] == 1
     assert len(live.stream.viewers) == 1
+    # The resident sees the viewer count as soon as a viewer appears.
+    state = hass.states.get("binary_sensor.front_door_live_share")
+    assert state.attributes["viewers"] == 1
     assert next(iter(live.stream.viewers.values())).requests == 10
 
 

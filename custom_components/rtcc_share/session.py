@@ -442,6 +442,7 @@ class ShareSession:
             item=item,
         )
         self.live = live
+        share.on_new_viewer = self._async_changed
         self._expiry_unsub = async_track_point_in_utc_time(
             self.hass, self._async_expired, expires
         )

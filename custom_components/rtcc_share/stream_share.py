@@ -8,6 +8,7 @@ exact: once the token is dropped, every URL under it answers 404.
 """
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -95,6 +96,8 @@ class ShareStream:
     provider: StreamOutput | None = None
     viewers: dict[str, ViewerRecord] = field(default_factory=dict)
     revoked: bool = False
+    # Called when a new client address starts viewing (the resident sees it).
+    on_new_viewer: Callable[[], None] | None = None
 
     @property
     def path(self) -> str:
@@ -108,7 +111,10 @@ class ShareStream:
     def log_request(self, address: str, size: int) -> None:
         """Count one served request."""
         now = dt_util.utcnow()
-        record = self.viewers.setdefault(address, ViewerRecord(first=now, last=now))
+        if (record := self.viewers.get(address)) is None:
+            record = self.viewers[address] = ViewerRecord(first=now, last=now)
+            if self.on_new_viewer is not None:
+                self.on_new_viewer()
         record.last = now
         record.requests += 1
         record.bytes += size
