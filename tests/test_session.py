@@ -125,6 +125,9 @@ async def test_interrupted_share_found_on_restart(
     session = integration.runtime_data.session
     assert session.live is None
     assert session.history[-1].end_reason == "interrupted"
+    # Recording the interruption keeps consent as it was, in memory and on disk.
+    assert session.consent_on
+    assert hass_storage[key]["data"]["consent"]["on"] is True
     assert (await integration.runtime_data.audit.async_verify()).valid
 
 

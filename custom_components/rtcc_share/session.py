@@ -180,8 +180,9 @@ class ShareSession:
         self._expiry_unsub: CALLBACK_TYPE | None = None
         self._lapse_unsub: CALLBACK_TYPE | None = None
         self._rejection_update_unsub: CALLBACK_TYPE | None = None
-        # Written at every change; restore state alone is lost in a crash.
-        self._stored_consent: tuple[bool, datetime | None] | None = None
+        # Consent is written to the store at every change: the switch's restore
+        # state, which Home Assistant saves only now and then, is lost in a crash.
+        self._consent_stored = False
 
     # Lifecycle
 
@@ -194,10 +195,12 @@ class ShareSession:
             HistoryItem.from_dict(item) for item in stored.get("history", [])
         ]
         if (consent := stored.get("consent")) is not None:
-            since = consent["since"]
-            self._stored_consent = (
+            self._consent_stored = True
+            await self._async_apply_consent(
                 bool(consent["on"]),
-                dt_util.parse_datetime(since, raise_on_error=True) if since else None,
+                dt_util.parse_datetime(consent["since"], raise_on_error=True)
+                if consent["since"]
+                else None,
             )
         if interrupted := next((h for h in self.history if h.ended is None), None):
             now = dt_util.utcnow()
@@ -285,13 +288,12 @@ class ShareSession:
     # Consent
 
     async def async_restore_consent(self, on: bool, since: datetime | None) -> None:
-        """Restore consent after a restart, never forcing it on.
+        """Take the switch's restore state, unless the store already had consent."""
+        if not self._consent_stored:
+            await self._async_apply_consent(on, since)
 
-        The session's own store, written at every change, wins over the
-        switch's restore state, which Home Assistant saves only now and then.
-        """
-        if self._stored_consent is not None:
-            on, since = self._stored_consent
+    async def _async_apply_consent(self, on: bool, since: datetime | None) -> None:
+        """Resume consent as it was, never forcing it on; lapse it if overdue."""
         self.consent_on = on
         self.consent_since = since if on else None
         if (lapse := self.consent_lapses_at) and lapse <= dt_util.utcnow():
