@@ -131,12 +131,20 @@ class LiveShare:
     """The share that is live right now."""
 
     request: ActivationRequest
-    started: datetime
-    expires: datetime
     receipt: str
     stream_url: str
     stream: stream_share.ShareStream
     item: HistoryItem
+
+    @property
+    def started(self) -> datetime:
+        """Return when the share started."""
+        return self.item.started
+
+    @property
+    def expires(self) -> datetime:
+        """Return when the share expires."""
+        return self.item.expires
 
     def response(self) -> dict[str, Any]:
         """Return the contract's body for the grant."""
@@ -436,8 +444,6 @@ class ShareSession:
             ) from err
         live = LiveShare(
             request=request,
-            started=now,
-            expires=expires,
             receipt=record.receipt,
             stream_url=base_url + share.path,
             stream=share,
