@@ -626,7 +626,7 @@ async def _check_grant(
 
 def _reset_daily_limit(integration: MockConfigEntry, model: Model) -> None:
     """Forget past shares (as 24 h passing would) once the limit was seen."""
-    integration.runtime_data.session.history.clear()
+    integration.runtime_data.session.history._items.clear()
     model.history.clear()
     model.grants_in_window = 0
     model.rate_limited_since_reset = 0
@@ -1066,7 +1066,7 @@ async def test_fuzz_hostile_headers(
             model.rejected += 1
     assert session.live is None
     assert len(integration.runtime_data.seen_ids) == 0
-    assert session.rejected_requests == model.rejected
+    assert integration.runtime_data.rejections.unauthenticated == model.rejected
     _check_logs(caplog, model)
 
 

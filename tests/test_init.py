@@ -1,16 +1,34 @@
-"""Setup, unload and removal of an entry."""
+"""Setup, unload and removal of an entry, and changes to it."""
 
+import base64
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.rtcc_share.const import DOMAIN
+from custom_components.rtcc_share.config_flow import CONF_KEY_MODE, KEY_MODE_PUBLIC_KEY
+from custom_components.rtcc_share.const import (
+    CONF_AGENCY_NAME,
+    CONF_VERIFICATION_KEY,
+    DOMAIN,
+)
 
+from .common import City, requested
 from .conftest import WEBHOOK_ID, SourceCamera
+
+CONSENT = "switch.front_door_consent_to_share"
 
 
 async def test_setup_creates_entities_on_one_device(
@@ -63,3 +81,96 @@ async def test_unwritable_audit_log_retries_setup(
     assert not await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.SETUP_RETRY
     assert WEBHOOK_ID not in hass.data.get("webhook", {})
+
+
+def _secret(start: int) -> str:
+    return "whsec_" + base64.b64encode(bytes(range(start, start + 32))).decode()
+
+
+async def _reconfigure(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> None:
+    """Rotate the key through the real reconfigure flow."""
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_AGENCY_NAME: "Jackson PD RTCC",
+            CONF_KEY_MODE: KEY_MODE_PUBLIC_KEY,
+            CONF_VERIFICATION_KEY: key,
+        },
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def _grant(
+    hass: HomeAssistant, client: Any, city: City, activation_id: str
+) -> dict[str, Any]:
+    body, headers = city.sign(requested(activation_id))
+    response = await client.post(
+        f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
+    )
+    assert response.status == 201, await response.text()
+    return dict(await response.json())
+
+
+async def test_key_rotation_during_and_around_a_share_keeps_one_chain(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Three rotations, during and around shares: one chain, every receipt, one store."""
+    client = await hass_client_no_auth()
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
+    )
+    receipts = [(await _grant(hass, client, city, "A-1"))["receipt"]]
+    await _reconfigure(hass, integration, _secret(1))  # during a share: it ends
+    assert integration.runtime_data.session.live is None
+    receipts.append((await _grant(hass, client, City(_secret(1)), "A-2"))["receipt"])
+    await _reconfigure(hass, integration, _secret(2))  # during the next one
+    await _reconfigure(hass, integration, _secret(3))  # while idle
+    # Timers a stopped session left behind would fire now and write stale records.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(days=46))
+    await hass.async_block_till_done()
+
+    audit = integration.runtime_data.audit
+    assert (await audit.async_verify()).valid
+    records = await audit.async_export(None, None)
+    hashes = {f"sha256:{record['hash']}" for record in records}
+    assert set(receipts) <= hashes
+    events = [record["event"] for record in records]
+    assert events.count("key_rotated") == 3
+    assert "recovered" not in events
+    assert events.count("consent_off") == 1  # one lapse, from the live session
+    assert not list(Path(hass.config.path(DOMAIN)).glob("*torn*"))
+    stored = hass_storage[f"{DOMAIN}.{integration.entry_id}.session"]["data"]
+    assert [h["activation_id"] for h in stored["history"]] == ["A-1", "A-2"]
+    assert all(h["ended"] for h in stored["history"])
+    # The city is refused with an old key and accepted with the new one.
+    body, headers = City(_secret(2)).sign(requested("A-3"))
+    response = await client.post(
+        f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
+    )
+    assert response.status == 401
+
+
+async def test_setup_failing_half_way_leaves_nothing_running(
+    hass: HomeAssistant, camera: SourceCamera, config_entry: MockConfigEntry
+) -> None:
+    """A platform that fails to set up: no webhook, no listener, no timer left."""
+    for dependency in ("http", "stream", "webhook"):
+        assert await async_setup_component(hass, dependency, {})
+    listeners_before = dict(hass.bus.async_listeners())
+    with patch.object(
+        hass.config_entries,
+        "async_forward_entry_setups",
+        side_effect=RuntimeError("platform failed"),
+    ):
+        assert not await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert WEBHOOK_ID not in hass.data.get("webhook", {})
+    assert dict(hass.bus.async_listeners()) == listeners_before

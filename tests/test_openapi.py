@@ -11,14 +11,15 @@ import yaml
 
 from custom_components.rtcc_share.models import RefusalReason
 from custom_components.rtcc_share.signature import AuthErrorCode
+from custom_components.rtcc_share.webhook import REFUSAL_STATUS
 
 ROOT = Path(__file__).parent.parent
 PACKAGE = ROOT / "custom_components" / "rtcc_share"
-HANDLER_FILES = ("webhook.py", "session.py")
+HANDLER_FILES = ("webhook.py",)
 WEBHOOK = "/api/webhook/{webhook_id}"
 STREAM = "/api/rtcc_share/hls/{token}/master_playlist.m3u8"
 # Calls whose first argument is the status and second the contract's code.
-ERROR_CALLS = ("_error", "ShareRefusedError")
+ERROR_CALLS = ("_error",)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,13 @@ def _emitted() -> set[tuple[int, str]]:
         (HTTPStatus.UNAUTHORIZED.value, code)
         for code in get_args(getattr(AuthErrorCode, "__value__", AuthErrorCode))
     }
-    pairs |= {(HTTPStatus.FORBIDDEN.value, reason.value) for reason in RefusalReason}
+    pairs |= {(status.value, reason.value) for reason, status in REFUSAL_STATUS.items()}
     return pairs
+
+
+def test_every_refusal_has_a_status() -> None:
+    """The outcome table covers every refusal the use case can return."""
+    assert set(REFUSAL_STATUS) == set(RefusalReason)
 
 
 def _responses(spec: dict[str, Any]) -> dict[str, Any]:
@@ -120,15 +126,16 @@ def test_every_error_documented(spec: dict[str, Any]) -> None:
 def test_error_fields_documented(spec: dict[str, Any]) -> None:
     """Extra fields of error bodies (detail, activation_id) are in the schema."""
     used = {kw.arg for call in _error_calls() for kw in call.keywords if kw.arg}
+    used |= {"detail", "activation_id"}  # the optional fields of a Refused outcome
     assert used <= set(spec["components"]["schemas"]["Error"]["properties"])
 
 
 def test_grant_body_documented(spec: dict[str, Any]) -> None:
-    """The keys of LiveShare.response() are exactly the Active schema's."""
+    """The keys of the grant's body are exactly the Active schema's."""
     keys = {
         key.value
         for node in _nodes()
-        if isinstance(node, ast.FunctionDef) and node.name == "response"
+        if isinstance(node, ast.FunctionDef) and node.name == "_grant_body"
         for ret in ast.walk(node)
         if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Dict)
         for key in ret.value.keys

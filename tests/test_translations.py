@@ -209,6 +209,27 @@ def scan_code() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     return keys, passed
 
 
+@cache
+def scan_texts() -> dict[str, set[str]]:
+    """Return, per texts.text("key", ...) use, its key and the placeholders passed.
+
+    These are the notification and logbook texts (texts.py), kept in the
+    `exceptions` category.
+    """
+    found: dict[str, set[str]] = {}
+    for module in modules().values():
+        for call in calls(module):
+            match call:
+                case ast.Call(
+                    func=ast.Attribute(attr="text"), args=[ast.Constant(value=str(key))]
+                ):
+                    assert all(kw.arg for kw in call.keywords), call.lineno
+                    found.setdefault(f"exceptions.{key}.message", set()).update(
+                        str(kw.arg) for kw in call.keywords
+                    )
+    return found
+
+
 # --- Config and options flows ------------------------------------------------
 
 
@@ -348,6 +369,8 @@ def required_keys(kind: str) -> set[str]:
     """Return the en.json keys the code needs, of one kind."""
     if kind == "services":
         return service_keys()
+    if kind == "texts":
+        return set(scan_texts())
     if kind in (code_keys := scan_code()[0]):
         return code_keys[kind]
     return flow_keys()[kind]
@@ -397,6 +420,7 @@ KINDS = [
     "options steps",
     "options errors",
     "services",
+    "texts",
 ]
 
 
@@ -419,7 +443,7 @@ def test_code_passes_the_placeholders_english_uses() -> None:
     english = load_strings("en")
     unfilled = {
         key: missing
-        for key, passed in scan_code()[1].items()
+        for key, passed in (scan_code()[1] | scan_texts()).items()
         if isinstance(text := lookup(english, key), str)
         and (missing := placeholders(text) - passed)
     }
@@ -457,3 +481,16 @@ def test_icons_refer_to_existing_keys() -> None:
         if service not in services or lookup(english, f"services.{service}") is None
     ]
     assert unknown == []
+
+
+def test_every_reason_reads_as_text() -> None:
+    """Each refusal and end reason has a label for notifications and the logbook."""
+    from custom_components.rtcc_share.models import (  # noqa: PLC0415
+        EndReason,
+        RefusalReason,
+    )
+
+    labels = lookup(
+        load_strings("en"), "entity.event.activation.state_attributes.reason.state"
+    )
+    assert {*RefusalReason, *EndReason} <= set(labels)

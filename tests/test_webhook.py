@@ -416,7 +416,7 @@ async def test_unexpected_fault_is_still_json(
     async def broken(*args: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(integration.runtime_data.session, "async_activate", broken)
+    monkeypatch.setattr(integration.runtime_data.activations, "async_request", broken)
     assert await post(requested()) == (500, {"error": "internal_error"})
     assert "RuntimeError" in caplog.text
     assert WEBHOOK_ID not in [

@@ -7,17 +7,25 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from . import stream_share, webhook
+from .activation import Activations
 from .audit import AuditLog, AuditUnavailableError
 from .const import (
     CONF_AUDIT_RETENTION_DAYS,
     CONF_CAMERA_ENTITY_ID,
     CONF_VERIFICATION_KEY,
     DOMAIN,
+    SECRET_PREFIX,
 )
-from .models import RtccShareConfigEntry, RtccShareData
+from .data import RtccShareConfigEntry, RtccShareData
+from .history import ShareHistory
+from .models import AuditEvent
+from .notify import Notifier
+from .rejections import Rejections
+from .repairs import Repairs
 from .services import async_setup_services
 from .session import ShareSession
 from .signature import SeenIdStore, Verifier
+from .texts import async_texts
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -39,8 +47,12 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> bool:
-    """Set up one shared camera."""
-    audit = AuditLog(hass, entry.entry_id)
+    """Set up one shared camera; a setup that fails half way undoes what it began."""
+    camera = entry.data[CONF_CAMERA_ENTITY_ID]
+    repairs = Repairs(hass, entry.entry_id, camera)
+    entry.async_on_unload(repairs.async_clear)
+    audit = AuditLog.for_entry(hass, entry.entry_id)
+    entry.async_on_unload(audit.async_watch_health(repairs.audit_log))
     try:
         await audit.async_open()
     except AuditUnavailableError as err:
@@ -48,65 +60,99 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="setup_audit_log",
-            translation_placeholders={
-                "camera": entry.data[CONF_CAMERA_ENTITY_ID],
-                "error": str(err),
-            },
+            translation_placeholders={"camera": camera, "error": str(err)},
         ) from err
+    # Notifications and the logbook read translations without waiting.
+    await async_texts(hass)
     seen_ids = SeenIdStore(hass, entry.entry_id)
     await seen_ids.async_load()
-    session = ShareSession(hass, entry.entry_id, audit)
-    await session.async_start(dict(entry.data), dict(entry.options))
+    session = ShareSession(
+        hass,
+        entry.entry_id,
+        audit,
+        ShareHistory(hass, entry.entry_id),
+        dict(entry.data),
+        dict(entry.options),
+    )
+    rejections = Rejections(hass, entry.entry_id, camera, audit)
     entry.runtime_data = RtccShareData(
         verifier=Verifier.from_key(entry.data[CONF_VERIFICATION_KEY]),
         seen_ids=seen_ids,
         audit=audit,
         session=session,
+        activations=Activations(hass, session, rejections, repairs),
+        rejections=rejections,
     )
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    webhook.async_register(hass, entry)
-    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    entry.async_on_unload(rejections.async_start())
+    entry.async_on_unload(Notifier(hass, entry).async_start())
+    try:
+        await session.async_start()
+        await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+        webhook.async_register(hass, entry)
+    except Exception:
+        await _async_stop(hass, entry)
+        raise
     entry.async_on_unload(
         audit.async_track_retention(
             lambda: int(entry.options.get(CONF_AUDIT_RETENTION_DAYS, 0))
         )
     )
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     return True
+
+
+async def _async_stop(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:
+    """Close the webhook, end a live share, write what is pending.
+
+    In this order and awaited: Home Assistant runs unload callbacks as
+    concurrent tasks, which would let the notifier go before the end.
+    """
+    webhook.async_unregister(hass, entry)
+    data = entry.runtime_data
+    await data.session.async_stop()
+    await data.rejections.async_stop()
+    await data.seen_ids.async_flush()
 
 
 async def _async_entry_updated(
     hass: HomeAssistant, entry: RtccShareConfigEntry
 ) -> None:
-    """Record what the resident changed; new limits apply from the next request."""
+    """Record what the resident changed.
+
+    New options apply from the next request, without a reload (which would
+    end a live share). New data (the key, the agency) needs a reload, which
+    this listener schedules: the one place that does.
+    """
     session = entry.runtime_data.session
-    if entry.data[CONF_VERIFICATION_KEY] != session.data[CONF_VERIFICATION_KEY]:
-        # The reconfigure flow reloads the entry after this.
-        key_type = (
-            "v1" if entry.data[CONF_VERIFICATION_KEY].startswith("whsec_") else "v1a"
-        )
-        await session.audit.async_append("key_rotated", key_type=key_type)
-        session.data = dict(entry.data)
     changed = sorted(
         key
         for key in {*entry.options, *session.options}
         if entry.options.get(key) != session.options.get(key)
     )
     if changed:
-        await session.audit.async_append("options_changed", changed=changed)
+        await session.audit.async_append(AuditEvent.OPTIONS_CHANGED, changed=changed)
         session.async_update_options(dict(entry.options))
+    if dict(entry.data) == session.data:
+        return
+    if (key := entry.data[CONF_VERIFICATION_KEY]) != session.data[
+        CONF_VERIFICATION_KEY
+    ]:
+        key_type = "v1" if key.startswith(SECRET_PREFIX) else "v1a"
+        await session.audit.async_append(AuditEvent.KEY_ROTATED, key_type=key_type)
+    # The reload ends a live share: the old key must not keep it going.
+    session.data = dict(entry.data)
+    hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> bool:
-    """Stop sharing and remove everything the entry registered."""
-    webhook.async_unregister(hass, entry)
-    await entry.runtime_data.session.async_stop()
-    await entry.runtime_data.seen_ids.async_flush()
+    """Stop sharing, then remove the entities; unload callbacks drop the rest."""
+    await _async_stop(hass, entry)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:
-    """Delete the entry's stored state; the audit log stays with the resident."""
+    """Delete the entry's stored state and issues; the audit log stays with the resident."""
     await SeenIdStore(hass, entry.entry_id).async_remove()
-    await ShareSession(
-        hass, entry.entry_id, AuditLog(hass, entry.entry_id)
-    ).async_remove()
+    await ShareHistory(hass, entry.entry_id).async_remove()
+    Repairs(hass, entry.entry_id, entry.data[CONF_CAMERA_ENTITY_ID]).async_clear()
+    AuditLog.forget(hass, entry.entry_id)

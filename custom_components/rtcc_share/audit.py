@@ -40,15 +40,10 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
 
-from .const import (
-    AUDIT_ACTIVATION_GRANTED,
-    AUDIT_ACTIVATION_REFUSED,
-    AUDIT_PRUNED,
-    AUDIT_RECOVERED,
-    AUDIT_SHARE_ENDED,
-    DOMAIN,
-)
+from .const import DOMAIN
+from .models import AuditEvent
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,6 +52,9 @@ RESERVED_FIELDS = frozenset({"seq", "ts", "event", "prev", "hash"})
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Larger than a typical record, so opening usually reads one block.
 _TAIL_BLOCK = 16 * 1024
+# One writer per log file, ever: a second instance would take the first one's
+# newer records for a torn tail.
+_LOGS: HassKey[dict[str, AuditLog]] = HassKey(f"{DOMAIN}_audit_logs")
 
 
 class AuditUnavailableError(HomeAssistantError):
@@ -97,7 +95,7 @@ class _Tail:
     end: int
 
 
-def _format_ts(value: datetime) -> str:
+def format_ts(value: datetime) -> str:
     """Return the fixed-width UTC form used in records (sorts as it compares)."""
     return dt_util.as_utc(value).strftime(TS_FORMAT)
 
@@ -123,7 +121,7 @@ def _build(
     """Return a new record and its line."""
     body = {
         "seq": seq,
-        "ts": _format_ts(dt_util.utcnow()),
+        "ts": format_ts(dt_util.utcnow()),
         "event": event,
         **fields,
         "prev": prev,
@@ -167,7 +165,7 @@ def _is_intact(record: Mapping[str, Any], line: bytes) -> bool:
 def _is_anchor(record: Mapping[str, Any], line: bytes) -> bool:
     """Return True for a pruning anchor (only valid as the first line)."""
     return (
-        record.get("event") == AUDIT_PRUNED
+        record.get("event") == AuditEvent.PRUNED
         and "prev" not in record
         and _is_canonical(record, line)
     )
@@ -268,7 +266,7 @@ def _verify(file: IO[bytes], end: int) -> VerifyResult:
         ):
             first_bad = expected_seq
             continue
-        if record.get("event") == AUDIT_PRUNED:
+        if record.get("event") == AuditEvent.PRUNED:
             anchor_proof = record.get("anchor_sha256")
         expected_seq, prev = expected_seq + 1, record["hash"]
     if first_bad is None and anchor is not None and anchor_proof != anchor[1]:
@@ -296,9 +294,9 @@ def _transparency_report(file: IO[bytes], end: int) -> list[dict[str, Any]]:
     for line in _lines(file, end):
         record = _parse(line)
         if record is None or (event := record.get("event")) not in (
-            AUDIT_ACTIVATION_GRANTED,
-            AUDIT_ACTIVATION_REFUSED,
-            AUDIT_SHARE_ENDED,
+            AuditEvent.ACTIVATION_GRANTED,
+            AuditEvent.ACTIVATION_REFUSED,
+            AuditEvent.SHARE_ENDED,
         ):
             continue
         month = months.setdefault(
@@ -311,14 +309,18 @@ def _transparency_report(file: IO[bytes], end: int) -> list[dict[str, Any]]:
                 "incidents": set(),
             },
         )
-        if event == AUDIT_SHARE_ENDED:
+        if event == AuditEvent.SHARE_ENDED:
             if isinstance(duration := record.get("duration_s"), int | float):
                 month["seconds"] += duration
             continue
-        if event == AUDIT_ACTIVATION_GRANTED:
+        if event == AuditEvent.ACTIVATION_GRANTED:
             month["granted"] += 1
         else:
-            month["refused"][str(record.get("reason"))] += 1
+            # An aggregated record stands for `count` refusals.
+            count = record.get("count", 1)
+            month["refused"][str(record.get("reason"))] += (
+                count if isinstance(count, int) and count > 0 else 1
+            )
         month["operators"].add(record.get("operator_id"))
         month["incidents"].add(record.get("incident_id"))
     return [
@@ -367,19 +369,63 @@ class AuditLog:
         # Both are only used by jobs holding the lock.
         self._tail: _Tail | None = None
         self._unrecorded: list[dict[str, Any]] = []
+        # Told after every append whether it succeeded (the repair issue).
+        self._on_health: Callable[[bool], None] | None = None
+
+    @classmethod
+    def for_entry(cls, hass: HomeAssistant, entry_id: str) -> AuditLog:
+        """Return the entry's one writer, kept across reloads of the entry."""
+        logs = hass.data.setdefault(_LOGS, {})
+        if (log := logs.get(entry_id)) is None:
+            log = logs[entry_id] = cls(hass, entry_id)
+        return log
+
+    @classmethod
+    def forget(cls, hass: HomeAssistant, entry_id: str) -> None:
+        """Drop the entry's writer (the entry is removed)."""
+        hass.data.get(_LOGS, {}).pop(entry_id, None)
 
     async def async_open(self) -> None:
         """Find the end of the chain; set aside and record a torn tail."""
         async with self._lock:
             await self._async_write(None, {})
 
-    async def async_append(self, event: str, /, **fields: Any) -> AuditRecord:
+    async def async_append(self, event: AuditEvent, /, **fields: Any) -> AuditRecord:
         """Durably append a record; raise AuditUnavailableError if impossible."""
         if reserved := RESERVED_FIELDS.intersection(fields):
             raise ValueError(f"Reserved audit field(s): {', '.join(sorted(reserved))}")
         async with self._lock:
-            records, _ = await self._async_write(event, fields)
+            try:
+                records, _ = await self._async_write(event, fields)
+            except AuditUnavailableError:
+                self._report(ok=False)
+                raise
+        self._report(ok=True)
         return records[-1]
+
+    async def async_try_append(
+        self, event: AuditEvent, /, **fields: Any
+    ) -> AuditRecord | None:
+        """Append where a failure must not stop a privacy-protecting step."""
+        with suppress(AuditUnavailableError):
+            return await self.async_append(event, **fields)
+        return None
+
+    @callback
+    def async_watch_health(self, report: Callable[[bool], None]) -> CALLBACK_TYPE:
+        """Tell `report` after every append whether it succeeded; return the undo."""
+        self._on_health = report
+
+        @callback
+        def unwatch() -> None:
+            if self._on_health is report:
+                self._on_health = None
+
+        return unwatch
+
+    def _report(self, *, ok: bool) -> None:
+        if self._on_health is not None:
+            self._on_health(ok)
 
     async def async_verify(self) -> VerifyResult:
         """Verify the whole chain."""
@@ -389,8 +435,8 @@ class AuditLog:
         self, start: datetime | None, end: datetime | None
     ) -> list[dict[str, Any]]:
         """Return the records written between start and end (inclusive)."""
-        start_ts = None if start is None else _format_ts(start)
-        end_ts = None if end is None else _format_ts(end)
+        start_ts = None if start is None else format_ts(start)
+        end_ts = None if end is None else format_ts(end)
         return await self._async_read(
             lambda file, size: _export(file, size, start_ts, end_ts)
         )
@@ -407,7 +453,7 @@ class AuditLog:
 
     async def async_prune(self, older_than: datetime) -> int:
         """Remove the records older than `older_than`; return how many."""
-        cutoff = _format_ts(older_than)
+        cutoff = format_ts(older_than)
         async with self._lock:
             tail = await self._async_ensure_open()
             try:
@@ -501,7 +547,7 @@ class AuditLog:
             # Append at the end, never past it: that would leave a hole.
             offset = min(size, tail.end)
             pending: list[tuple[str, Mapping[str, Any]]] = [
-                (AUDIT_RECOVERED, torn) for torn in self._unrecorded
+                (AuditEvent.RECOVERED, torn) for torn in self._unrecorded
             ]
             if event is not None:
                 pending.append((event, fields))
@@ -580,7 +626,7 @@ class AuditLog:
                 return 0
             anchor = _canonical(
                 {
-                    "event": AUDIT_PRUNED,
+                    "event": AuditEvent.PRUNED,
                     "seq": last["seq"],
                     "hash": last["hash"],
                     "ts": last.get("ts"),
@@ -590,7 +636,7 @@ class AuditLog:
             record, line = _build(
                 tail.seq + 1,
                 tail.hash,
-                AUDIT_PRUNED,
+                AuditEvent.PRUNED,
                 {
                     "removed": removed,
                     "through_seq": last["seq"],

@@ -9,8 +9,8 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
-from .models import RtccShareConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -45,7 +45,7 @@ class LiveShareBinarySensor(RtccShareEntity, BinarySensorEntity):
             "activation_id": live.request.activation_id,
             "incident_type": live.request.incident.type,
             "operator_id": live.request.operator.id,
-            "started": live.started.isoformat(),
-            "expires": live.expires.isoformat(),
+            "started": live.grant.started.isoformat(),
+            "expires": live.grant.expires.isoformat(),
             "viewers": len(live.stream.viewers),
         }

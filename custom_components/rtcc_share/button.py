@@ -4,8 +4,9 @@ from homeassistant.components.button import ButtonEntity, ButtonEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
-from .models import EndReason, RtccShareConfigEntry
+from .models import EndReason
 
 PARALLEL_UPDATES = 0
 

@@ -11,8 +11,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
-from .models import RtccShareConfigEntry
 
 PARALLEL_UPDATES = 0
 

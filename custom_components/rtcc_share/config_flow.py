@@ -215,9 +215,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._data = {CONF_AGENCY_NAME: agency, CONF_VERIFICATION_KEY: key}
                 if user_input[CONF_KEY_MODE] == KEY_MODE_GENERATE:
                     return await self.async_step_reconfigure_secret()
-                return self.async_update_reload_and_abort(
-                    entry, data_updates=self._data
-                )
+                return self.async_update_and_abort(entry, data_updates=self._data)
         schema = probatio.Schema(
             {probatio.Required(CONF_AGENCY_NAME): TextSelector()}
         ).extend(_key_schema().schema)
@@ -234,7 +232,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         """Show the new secret once; it is saved when the resident confirms."""
         entry = self._get_reconfigure_entry()
         if user_input is not None:
-            return self.async_update_reload_and_abort(entry, data_updates=self._data)
+            return self.async_update_and_abort(entry, data_updates=self._data)
         return self.async_show_form(
             step_id="reconfigure_secret",
             description_placeholders=_hand_over_placeholders(

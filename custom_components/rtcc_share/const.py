@@ -82,8 +82,11 @@ MAX_REQUESTED_DURATION_S: Final = 86400
 MAX_INCIDENT_RADIUS_M: Final = 5000
 ROLLING_WINDOW_S: Final = 24 * 3600
 
-# Unauthenticated failures are logged at most this often per entry.
+# Unauthenticated failures are logged and audited at most this often per entry.
 REJECTION_LOG_INTERVAL_S: Final = 60
+# Authenticated refusals of one reason written in full per interval; the rest
+# are counted into one record, so a flood cannot grow the log without bound.
+REFUSALS_IN_FULL_PER_INTERVAL: Final = 3
 
 # Events fired on the bus (the logbook describes them).
 EVENT_GRANTED: Final = f"{DOMAIN}_granted"
@@ -95,15 +98,17 @@ EVENT_ENDED: Final = f"{DOMAIN}_ended"
 SEEN_IDS_MAX: Final = 10_000
 SEEN_IDS_SAVE_DELAY_S: Final = 1.0
 
-# Audit log (audit.py): the events it records.
-AUDIT_CONSENT_ON: Final = "consent_on"
-AUDIT_CONSENT_OFF: Final = "consent_off"
-AUDIT_OPTIONS_CHANGED: Final = "options_changed"
-AUDIT_ACTIVATION_GRANTED: Final = "activation_granted"
-AUDIT_ACTIVATION_REFUSED: Final = "activation_refused"
-AUDIT_SHARE_ENDED: Final = "share_ended"
-AUDIT_AUTHENTICATION_FAILED: Final = "authentication_failed"
-AUDIT_KEY_ROTATED: Final = "key_rotated"
-AUDIT_INTERRUPTED: Final = "interrupted"
-AUDIT_RECOVERED: Final = "recovered"
-AUDIT_PRUNED: Final = "pruned"
+
+def signal_update(entry_id: str) -> str:
+    """Return the dispatcher signal sent when an entry's state changes."""
+    return f"{DOMAIN}_{entry_id}_update"
+
+
+def signal_event(entry_id: str) -> str:
+    """Return the dispatcher signal carrying (event_type, data) of an activation."""
+    return f"{DOMAIN}_{entry_id}_event"
+
+
+def stop_action(entry_id: str) -> str:
+    """Return the mobile-app notification action that stops the share."""
+    return f"{DOMAIN.upper()}_STOP_{entry_id}"

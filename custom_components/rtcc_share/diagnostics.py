@@ -1,14 +1,23 @@
 """Diagnostics: configuration and state with every secret redacted."""
 
+from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_VERIFICATION_KEY, CONF_WEBHOOK_ID
-from .models import RtccShareConfigEntry
+from .const import CONF_NOTIFY_TARGETS, CONF_VERIFICATION_KEY, CONF_WEBHOOK_ID
+from .data import RtccShareConfigEntry
 
-TO_REDACT = {CONF_VERIFICATION_KEY, CONF_WEBHOOK_ID, "stream_url", "token"}
+# Secrets, and who the viewers and the resident's phones are.
+TO_REDACT = {
+    CONF_VERIFICATION_KEY,
+    CONF_WEBHOOK_ID,
+    CONF_NOTIFY_TARGETS,
+    "stream_url",
+    "token",
+    "address",
+}
 AUDIT_TAIL = 20
 
 
@@ -27,16 +36,20 @@ async def async_get_config_entry_diagnostics(
         "session": {
             "consent_on": session.consent_on,
             "consent_lapses_at": session.consent_lapses_at,
-            "live": async_redact_data(live.response(), TO_REDACT) if live else None,
-            "viewers": live.stream.viewer_summary() if live else [],
+            "live": async_redact_data(asdict(live.grant), TO_REDACT) if live else None,
+            "viewers": async_redact_data(
+                live.stream.viewer_summary() if live else [], TO_REDACT
+            ),
             "activations_24h": session.activations_in_window(),
-            "rejected_requests": session.rejected_requests,
+            "rejected_requests": data.rejections.unauthenticated,
             "seen_message_ids": len(data.seen_ids),
         },
         "audit": {
             "valid": verify.valid,
             "records": verify.records,
             "first_bad_seq": verify.first_bad_seq,
-            "last_records": await data.audit.async_tail(AUDIT_TAIL),
+            "last_records": async_redact_data(
+                await data.audit.async_tail(AUDIT_TAIL), TO_REDACT
+            ),
         },
     }

@@ -5,9 +5,9 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 
-from .const import DOMAIN
-from .models import RtccShareConfigEntry
-from .session import ShareSession, signal_update
+from .const import DOMAIN, signal_update
+from .data import RtccShareConfigEntry, RtccShareData
+from .session import ShareSession
 
 
 class RtccShareEntity(Entity):
@@ -21,6 +21,7 @@ class RtccShareEntity(Entity):
     ) -> None:
         """Bind to the entry's session and device."""
         self.entity_description = description
+        self.data: RtccShareData = entry.runtime_data
         self.session: ShareSession = entry.runtime_data.session
         self._attr_unique_id = f"{entry.entry_id}_{description.key}"
         self._attr_device_info = DeviceInfo(

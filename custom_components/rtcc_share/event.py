@@ -7,9 +7,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import signal_event
+from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
-from .models import RtccShareConfigEntry
-from .session import signal_event
 
 PARALLEL_UPDATES = 0
 

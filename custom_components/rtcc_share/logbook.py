@@ -1,4 +1,4 @@
-"""Describe rtcc_share events in the logbook."""
+"""Describe rtcc_share events in the logbook, in Home Assistant's language."""
 
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,47 +13,15 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, EVENT_ENDED, EVENT_GRANTED, EVENT_REFUSED
-
-NAME = "Camera sharing"
-
-# Reasons read as text; an unknown code is shown with spaces for underscores.
-REASONS = {
-    "consent_off": "consent is off",
-    "consent_expired": "consent has lapsed",
-    "consent_lapsed": "consent lapsed",
-    "incident_type_not_allowed": "the incident type is not allowed",
-    "outside_area": "the incident is outside the sharing area",
-    "rate_limited": "the daily limit is reached",
-    "already_active": "another share is live",
-    "camera_unavailable": "the camera is unavailable",
-    "no_external_url": "there is no external HTTPS address",
-    "audit_log_unavailable": "the audit log cannot be written",
-    "expired": "the granted time ran out",
-    "ended_by_city": "ended by the city",
-    "stopped_by_resident": "stopped by the resident",
-    "unloaded": "the integration was unloaded",
-    "ha_stopping": "Home Assistant stopped",
-}
+from .texts import Texts, cached_texts, plain
 
 
-def _reason(data: Mapping[str, Any]) -> str:
-    code = str(data.get("reason"))
-    return REASONS.get(code, code.replace("_", " "))
-
-
-def _duration(seconds: Any) -> str:
-    """Return a duration as `1 h 2 min`, `5 min 3 s` or `45 s`."""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
-
-
-def _incident(data: Mapping[str, Any]) -> str:
-    return f"{str(data.get('incident_type')).replace('_', ' ')} ({data.get('incident_id')})"
+def _incident(texts: Texts, data: Mapping[str, Any]) -> str:
+    return texts.text(
+        "logbook_incident",
+        type=plain(str(data.get("incident_type")).replace("_", " ")),
+        id=plain(data.get("incident_id")),
+    )
 
 
 @callback
@@ -65,36 +33,55 @@ def async_describe_events(
 ) -> None:
     """Describe grants, refusals and ends of camera shares."""
 
-    def _entry(data: Mapping[str, Any], message: str) -> dict[str, Any]:
-        entry = {LOGBOOK_ENTRY_NAME: NAME, LOGBOOK_ENTRY_MESSAGE: message}
+    def _entry(texts: Texts, data: Mapping[str, Any], message: str) -> dict[str, Any]:
+        entry = {
+            LOGBOOK_ENTRY_NAME: texts.text("logbook_name"),
+            LOGBOOK_ENTRY_MESSAGE: message,
+        }
         if entity_id := data.get("camera_entity_id"):
             entry[LOGBOOK_ENTRY_ENTITY_ID] = entity_id
         return entry
 
     @callback
     def async_describe_granted(event: LazyEventPartialState) -> dict[str, Any]:
-        data = event.data
-        message = f"shared the camera with {data.get('agency')} for incident {_incident(data)}"
+        data, texts = event.data, cached_texts(hass)
+        agency, incident = data.get("agency"), _incident(texts, data)
         if expires := dt_util.parse_datetime(str(data.get("expires_at"))):
-            message += f" until {dt_util.as_local(expires):%H:%M}"
-        return _entry(data, message)
+            message = texts.text(
+                "logbook_granted_until",
+                agency=agency,
+                incident=incident,
+                until=f"{dt_util.as_local(expires):%H:%M}",
+            )
+        else:
+            message = texts.text("logbook_granted", agency=agency, incident=incident)
+        return _entry(texts, data, message)
 
     @callback
     def async_describe_refused(event: LazyEventPartialState) -> dict[str, Any]:
-        data = event.data
-        message = f"refused a request from {data.get('agency')}"
+        data, texts = event.data, cached_texts(hass)
+        agency, reason = data.get("agency"), texts.reason(data.get("reason"))
         if data.get("incident_id"):
-            message += f" for incident {_incident(data)}"
-        return _entry(data, f"{message}: {_reason(data)}")
+            message = texts.text(
+                "logbook_refused_incident",
+                agency=agency,
+                incident=_incident(texts, data),
+                reason=reason,
+            )
+        else:
+            message = texts.text("logbook_refused", agency=agency, reason=reason)
+        return _entry(texts, data, message)
 
     @callback
     def async_describe_ended(event: LazyEventPartialState) -> dict[str, Any]:
-        data = event.data
-        return _entry(
-            data,
-            f"stopped sharing with {data.get('agency')}: {_reason(data)}"
-            f" after {_duration(data.get('duration_s', 0))}",
+        data, texts = event.data, cached_texts(hass)
+        message = texts.text(
+            "logbook_ended",
+            agency=data.get("agency"),
+            reason=texts.reason(data.get("reason")),
+            duration=texts.duration(data.get("duration_s", 0)),
         )
+        return _entry(texts, data, message)
 
     async_describe_event(DOMAIN, EVENT_GRANTED, async_describe_granted)
     async_describe_event(DOMAIN, EVENT_REFUSED, async_describe_refused)

@@ -1,20 +1,11 @@
-"""Value objects shared across the integration, and the entry's runtime data.
+"""Frozen value objects and the enums that name every code the integration uses.
 
-Home Assistant types are imported for type checking only, so the pure policy
-module can use the value objects without importing Home Assistant.
+No Home Assistant import: the pure policy module uses these.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from homeassistant.config_entries import ConfigEntry
-
-    from .audit import AuditLog
-    from .session import ShareSession
-    from .signature import SeenIdStore, Verifier
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,13 +55,47 @@ class ActivationEnd:
 
 
 class RefusalReason(StrEnum):
-    """Why the resident's policy refused an authenticated activation."""
+    """Why an authenticated request was refused: the contract's error codes."""
 
+    # The resident's policy.
     CONSENT_OFF = "consent_off"
     CONSENT_EXPIRED = "consent_expired"
     INCIDENT_TYPE_NOT_ALLOWED = "incident_type_not_allowed"
     OUTSIDE_AREA = "outside_area"
     RATE_LIMITED = "rate_limited"
+    # The message.
+    INVALID_PAYLOAD = "invalid_payload"
+    DUPLICATE_MESSAGE = "duplicate_message"
+    UNKNOWN_ACTIVATION = "unknown_activation"
+    ALREADY_ACTIVE = "already_active"
+    # The home cannot share safely.
+    CAMERA_UNAVAILABLE = "camera_unavailable"
+    NO_EXTERNAL_URL = "no_external_url"
+    AUDIT_LOG_UNAVAILABLE = "audit_log_unavailable"
+
+
+class AuditEvent(StrEnum):
+    """The events the audit log records."""
+
+    CONSENT_ON = "consent_on"
+    CONSENT_OFF = "consent_off"
+    OPTIONS_CHANGED = "options_changed"
+    KEY_ROTATED = "key_rotated"
+    ACTIVATION_GRANTED = "activation_granted"
+    ACTIVATION_REFUSED = "activation_refused"
+    SHARE_ENDED = "share_ended"
+    INTERRUPTED = "interrupted"
+    AUTHENTICATION_FAILED = "authentication_failed"
+    RECOVERED = "recovered"
+    PRUNED = "pruned"
+
+
+class ConsentCause(StrEnum):
+    """Who turned consent on or off."""
+
+    RESIDENT = "resident"
+    AUTOMATION = "automation"
+    LAPSE = "lapse"
 
 
 class EndReason(StrEnum):
@@ -84,6 +109,8 @@ class EndReason(StrEnum):
     CAMERA_UNAVAILABLE = "camera_unavailable"
     UNLOADED = "unloaded"
     HA_STOPPING = "ha_stopping"
+    # Found at the next start: the share was live when Home Assistant died.
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,14 +146,44 @@ class Decision:
         return self.reason is None
 
 
-@dataclass(slots=True, kw_only=True)
-class RtccShareData:
-    """Runtime data of one config entry (one shared camera)."""
-
-    verifier: Verifier
-    seen_ids: SeenIdStore
-    audit: AuditLog
-    session: ShareSession
+def contract_time(moment: datetime) -> str:
+    """Format a moment as the contract does: UTC, whole seconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-type RtccShareConfigEntry = ConfigEntry[RtccShareData]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grant:
+    """A live share as the city sees it: the body of the 201 and idempotent 200."""
+
+    activation_id: str
+    stream_url: str
+    started: datetime
+    expires: datetime
+    receipt: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Granted:
+    """The activation is live; `created` is False for a repeated request."""
+
+    grant: Grant
+    created: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ended:
+    """The activation has ended (now, or before)."""
+
+    activation_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    """The request was refused; `activation_id` names the live one (already active)."""
+
+    reason: RefusalReason
+    detail: str | None = None
+    activation_id: str | None = None
+
+
+type Outcome = Granted | Ended | Refused

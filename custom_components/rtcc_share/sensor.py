@@ -14,9 +14,8 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .data import RtccShareConfigEntry, RtccShareData
 from .entity import RtccShareEntity
-from .models import RtccShareConfigEntry
-from .session import ShareSession
 
 PARALLEL_UPDATES = 0
 # Only the rolling 24 h count changes with time alone; no I/O is involved.
@@ -25,9 +24,9 @@ SCAN_INTERVAL = timedelta(minutes=1)
 
 @dataclass(frozen=True, kw_only=True)
 class RtccShareSensorDescription(SensorEntityDescription):
-    """A sensor that reads one fact from the session."""
+    """A sensor that reads one fact from the entry."""
 
-    value_fn: Callable[[ShareSession], datetime | int | None]
+    value_fn: Callable[[RtccShareData], datetime | int | None]
     rolling: bool = False
 
 
@@ -36,19 +35,19 @@ SENSORS: tuple[RtccShareSensorDescription, ...] = (
         key="consent_lapses_at",
         translation_key="consent_lapses_at",
         device_class=SensorDeviceClass.TIMESTAMP,
-        value_fn=lambda session: session.consent_lapses_at,
+        value_fn=lambda data: data.session.consent_lapses_at,
     ),
     RtccShareSensorDescription(
         key="last_activation",
         translation_key="last_activation",
         device_class=SensorDeviceClass.TIMESTAMP,
-        value_fn=lambda session: session.last_activation,
+        value_fn=lambda data: data.session.last_activation,
     ),
     RtccShareSensorDescription(
         key="activations_24h",
         translation_key="activations_24h",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda session: session.activations_in_window(),
+        value_fn=lambda data: data.session.activations_in_window(),
         rolling=True,
     ),
     RtccShareSensorDescription(
@@ -56,7 +55,7 @@ SENSORS: tuple[RtccShareSensorDescription, ...] = (
         translation_key="rejected_requests",
         state_class=SensorStateClass.TOTAL_INCREASING,
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda session: session.rejected_requests,
+        value_fn=lambda data: data.rejections.unauthenticated,
     ),
 )
 
@@ -71,7 +70,7 @@ async def async_setup_entry(
 
 
 class RtccShareSensor(RtccShareEntity, SensorEntity):
-    """A sensor reflecting the session."""
+    """A sensor reflecting the entry's state."""
 
     entity_description: RtccShareSensorDescription
 
@@ -84,5 +83,5 @@ class RtccShareSensor(RtccShareEntity, SensorEntity):
 
     @property
     def native_value(self) -> datetime | int | None:
-        """Return the session's value."""
-        return self.entity_description.value_fn(self.session)
+        """Return the value."""
+        return self.entity_description.value_fn(self.data)

@@ -22,7 +22,7 @@ import probatio
 
 from .audit import AuditLog
 from .const import DOMAIN
-from .models import RtccShareConfigEntry
+from .data import RtccShareConfigEntry
 
 SERVICE_EXPORT_AUDIT_LOG = "export_audit_log"
 SERVICE_VERIFY_AUDIT_LOG = "verify_audit_log"

@@ -170,7 +170,7 @@ async def _async_exclude_audio(hass: HomeAssistant, stream: Stream) -> None:
         raise AudioNotRemovableError
 
 
-async def async_start(
+async def async_prepare(
     hass: HomeAssistant,
     camera_entity_id: str,
     source: str,
@@ -178,7 +178,11 @@ async def async_start(
     share_audio: bool,
     duration_s: int,
 ) -> ShareStream:
-    """Create and start the activation's own stream."""
+    """Create the activation's own stream, not yet started.
+
+    Raise AudioNotRemovableError before anything is granted if audio cannot
+    be kept out.
+    """
     camera = get_camera_from_entity_id(hass, camera_entity_id)
     camera_settings = await get_dynamic_camera_stream_settings(hass, camera_entity_id)
     stream = create_stream(
@@ -198,12 +202,20 @@ async def async_start(
         share.provider = stream.add_provider(
             HLS_PROVIDER, timeout=duration_s + IDLE_MARGIN_S
         )
-        await stream.start()
+    except Exception:
+        await share.async_teardown()
+        raise
+    return share
+
+
+async def async_start(hass: HomeAssistant, share: ShareStream) -> None:
+    """Start a prepared stream and open its URL."""
+    try:
+        await share.stream.start()
     except Exception:
         await share.async_teardown()
         raise
     hass.data[_SHARES][share.token] = share
-    return share
 
 
 async def async_revoke(hass: HomeAssistant, share: ShareStream) -> None:

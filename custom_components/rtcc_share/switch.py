@@ -10,8 +10,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
 from homeassistant.util import dt as dt_util
 
+from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
-from .models import RtccShareConfigEntry
+from .models import ConsentCause
 
 PARALLEL_UPDATES = 0
 
@@ -38,12 +39,12 @@ async def async_setup_entry(
     async_add_entities([ConsentSwitch(entry, CONSENT)])
 
 
-def _cause(switch: ConsentSwitch) -> str:
+def _cause(switch: ConsentSwitch) -> ConsentCause:
     """A person in the UI or app, or an automation/script acting on their behalf."""
     context = switch._context  # noqa: SLF001 - the context of the current service call
     if context is not None and context.user_id and context.parent_id is None:
-        return "resident"
-    return "automation"
+        return ConsentCause.RESIDENT
+    return ConsentCause.AUTOMATION
 
 
 class ConsentSwitch(RtccShareEntity, SwitchEntity, RestoreEntity):

@@ -32,15 +32,21 @@ from .const import (
     MAX_REQUESTED_DURATION_S,
     MIN_REQUESTED_DURATION_S,
 )
+from .data import RtccShareConfigEntry
 from .models import (
     ActivationEnd,
     ActivationRequest,
+    Ended,
+    Grant,
+    Granted,
     Incident,
     Location,
     Operator,
-    RtccShareConfigEntry,
+    Outcome,
+    RefusalReason,
+    Refused,
+    contract_time,
 )
-from .session import ShareRefusedError
 from .signature import AuthenticationError, SeenIdStoreFullError
 
 _LOGGER = logging.getLogger(__name__)
@@ -206,18 +212,62 @@ def parse_payload(body: bytes) -> ActivationRequest | ActivationEnd:
     )
 
 
+# The one place a refusal becomes an HTTP status.
+REFUSAL_STATUS: Final[dict[RefusalReason, HTTPStatus]] = {
+    RefusalReason.CONSENT_OFF: HTTPStatus.FORBIDDEN,
+    RefusalReason.CONSENT_EXPIRED: HTTPStatus.FORBIDDEN,
+    RefusalReason.INCIDENT_TYPE_NOT_ALLOWED: HTTPStatus.FORBIDDEN,
+    RefusalReason.OUTSIDE_AREA: HTTPStatus.FORBIDDEN,
+    RefusalReason.RATE_LIMITED: HTTPStatus.FORBIDDEN,
+    RefusalReason.INVALID_PAYLOAD: HTTPStatus.BAD_REQUEST,
+    RefusalReason.DUPLICATE_MESSAGE: HTTPStatus.CONFLICT,
+    RefusalReason.UNKNOWN_ACTIVATION: HTTPStatus.NOT_FOUND,
+    RefusalReason.ALREADY_ACTIVE: HTTPStatus.CONFLICT,
+    RefusalReason.CAMERA_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+    RefusalReason.NO_EXTERNAL_URL: HTTPStatus.SERVICE_UNAVAILABLE,
+    RefusalReason.AUDIT_LOG_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+STORE_FULL_DETAIL: Final = "too many messages within the timestamp tolerance"
+
+
 def _reply(http_status: HTTPStatus, body: dict[str, Any]) -> web.Response:
     return web.Response(
         status=http_status, body=json_bytes(body), content_type=JSON_TYPE
     )
 
 
-def _ended(activation_id: str) -> web.Response:
-    return _reply(HTTPStatus.OK, {"status": "ended", "activation_id": activation_id})
-
-
 def _error(http_status: HTTPStatus, error: str, **extra: Any) -> web.Response:
     return _reply(http_status, {"error": error, **extra})
+
+
+def _grant_body(grant: Grant) -> dict[str, Any]:
+    return {
+        "status": "active",
+        "activation_id": grant.activation_id,
+        "stream_url": grant.stream_url,
+        "started_at": contract_time(grant.started),
+        "expires_at": contract_time(grant.expires),
+        "receipt": grant.receipt,
+    }
+
+
+def respond(outcome: Outcome) -> web.Response:
+    """Answer an outcome with the contract's status and body."""
+    match outcome:
+        case Granted(grant=grant, created=created):
+            status = HTTPStatus.CREATED if created else HTTPStatus.OK
+            return _reply(status, _grant_body(grant))
+        case Ended(activation_id=activation_id):
+            return _reply(
+                HTTPStatus.OK, {"status": "ended", "activation_id": activation_id}
+            )
+        case Refused(reason=reason, detail=detail, activation_id=activation_id):
+            extra = {
+                key: value
+                for key, value in (("detail", detail), ("activation_id", activation_id))
+                if value is not None
+            }
+            return _error(REFUSAL_STATUS[reason], reason, **extra)
 
 
 async def _read_bounded(request: web.Request) -> bytes | None:
@@ -252,43 +302,37 @@ async def async_handle_webhook(
     if not _is_json(request):
         return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
     data = entry.runtime_data
-    session = data.session
     now = dt_util.utcnow().timestamp()
     try:
         message = data.verifier.verify(request.headers, body, now)
     except AuthenticationError as err:
-        session.async_note_rejection()
+        data.rejections.async_note_unauthenticated()
         return _error(HTTPStatus.UNAUTHORIZED, err.code)
+    activations = data.activations
     try:
         fresh = data.seen_ids.check_and_add(message, now)
     except SeenIdStoreFullError:
         # Forgetting a live id would allow its replay: refuse new ones instead.
-        await session.async_record_refusal("rate_limited")
-        return _error(
-            HTTPStatus.FORBIDDEN,
-            "rate_limited",
-            detail="too many messages within the timestamp tolerance",
+        return respond(
+            await activations.async_refuse(
+                RefusalReason.RATE_LIMITED, detail=STORE_FULL_DETAIL
+            )
         )
     if not fresh:
-        await session.async_record_refusal("duplicate_message")
-        return _error(HTTPStatus.CONFLICT, "duplicate_message")
+        return respond(await activations.async_refuse(RefusalReason.DUPLICATE_MESSAGE))
     # On disk before anything acts on it: a replay after a crash is refused too.
     await data.seen_ids.async_flush()
     try:
         payload = parse_payload(body)
     except InvalidPayloadError as err:
-        await session.async_record_refusal("invalid_payload")
-        return _error(HTTPStatus.BAD_REQUEST, "invalid_payload", detail=err.detail)
-    try:
-        if isinstance(payload, ActivationEnd):
-            await session.async_end_by_city(payload)
-            return _ended(payload.activation_id)
-        created, live = await session.async_activate(payload)
-    except ShareRefusedError as err:
-        if err.error == "ended":
-            return _ended(payload.activation_id)
-        return _error(err.status, err.error, **err.extra)
-    return _reply(HTTPStatus.CREATED if created else HTTPStatus.OK, live.response())
+        return respond(
+            await activations.async_refuse(
+                RefusalReason.INVALID_PAYLOAD, detail=err.detail
+            )
+        )
+    if isinstance(payload, ActivationEnd):
+        return respond(await activations.async_end(payload))
+    return respond(await activations.async_request(payload))
 
 
 def async_register(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:

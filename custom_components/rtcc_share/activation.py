@@ -1,0 +1,234 @@
+"""The activation use case: grant a share, or end one, for an authenticated city.
+
+A grant runs in the contract's order and fails closed: the resident's policy,
+the camera's stream source, an address to give the city and a way to keep
+audio out are all checked before anything is granted; then the grant is
+written to the audit log (no record, no stream), remembered, and only then
+is the stream started. The answer is an outcome, never an HTTP status: that
+is the webhook's to choose.
+"""
+
+from datetime import timedelta
+import logging
+
+from homeassistant.components.camera import async_get_stream_source
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.network import NoURLAvailableError, get_url
+from homeassistant.util import dt as dt_util
+
+from . import stream_share
+from .audit import AuditUnavailableError
+from .const import (
+    CONF_ALLOW_HTTP_STREAM_URL,
+    CONF_SHARE_AUDIO,
+    EVENT_GRANTED,
+    EVENT_REFUSED,
+)
+from .history import HistoryItem
+from .models import (
+    ActivationEnd,
+    ActivationRequest,
+    AuditEvent,
+    Ended,
+    EndReason,
+    Grant,
+    Granted,
+    Location,
+    Outcome,
+    RefusalReason,
+    Refused,
+    contract_time,
+)
+from .policy import decide, limits_from_options
+from .rejections import Rejections
+from .repairs import Repairs
+from .session import LiveShare, ShareSession
+
+_LOGGER = logging.getLogger(__name__)
+
+AUDIO_DETAIL = "the camera sends audio and sharing audio is off"
+
+
+class Activations:
+    """Grants and ends the activations of one camera."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        session: ShareSession,
+        rejections: Rejections,
+        repairs: Repairs,
+    ) -> None:
+        """Act on the entry's session."""
+        self._hass = hass
+        self._session = session
+        self._rejections = rejections
+        self._repairs = repairs
+
+    async def async_request(self, request: ActivationRequest) -> Outcome:
+        """Grant the activation, repeat a live one, or refuse it."""
+        session = self._session
+        async with session.lock:
+            if (live := session.live) is not None:
+                if live.request.activation_id == request.activation_id:
+                    return Granted(grant=live.grant, created=False)
+                return await self.async_refuse(
+                    RefusalReason.ALREADY_ACTIVE,
+                    request,
+                    live_activation_id=live.request.activation_id,
+                )
+            if session.history.find(request.activation_id):
+                return Ended(activation_id=request.activation_id)
+            return await self._async_grant(request)
+
+    async def async_end(self, message: ActivationEnd) -> Outcome:
+        """End the activation the city names; it may have ended already."""
+        session = self._session
+        async with session.lock:
+            live = session.live
+            if live and live.request.activation_id == message.activation_id:
+                await session.async_end_locked(EndReason.ENDED_BY_CITY)
+                return Ended(activation_id=message.activation_id)
+        if session.history.find(message.activation_id) is None:
+            return await self.async_refuse(
+                RefusalReason.UNKNOWN_ACTIVATION,
+                activation_id=message.activation_id,
+                operator_id=message.operator.id,
+            )
+        return Ended(activation_id=message.activation_id)
+
+    async def async_refuse(
+        self,
+        reason: RefusalReason,
+        request: ActivationRequest | None = None,
+        *,
+        detail: str | None = None,
+        live_activation_id: str | None = None,
+        **ids: str,
+    ) -> Refused:
+        """Record an authenticated request that was refused, and tell the bus.
+
+        Without a request, `ids` (activation and operator) identify it.
+        """
+        if self._rejections.admit_refusal(reason):
+            if request is not None:
+                ids = {
+                    "activation_id": request.activation_id,
+                    "incident_id": request.incident.id,
+                    "incident_type": request.incident.type,
+                    "operator_id": request.operator.id,
+                }
+            await self._session.audit.async_try_append(
+                AuditEvent.ACTIVATION_REFUSED, reason=reason, **ids
+            )
+            self._session.fire(EVENT_REFUSED, "refused", reason=reason, **ids)
+        return Refused(reason=reason, detail=detail, activation_id=live_activation_id)
+
+    async def _async_grant(self, request: ActivationRequest) -> Outcome:
+        session = self._session
+        # Whole seconds: the share ends exactly at the advertised `expires_at`.
+        now = dt_util.utcnow().replace(microsecond=0)
+        decision = decide(
+            consent_on=session.consent_on,
+            consent_lapses_at=session.consent_lapses_at,
+            limits=limits_from_options(session.options),
+            home=Location(
+                lat=self._hass.config.latitude, lon=self._hass.config.longitude
+            ),
+            request=request,
+            now=now,
+            history=session.history.past_shares(),
+        )
+        if decision.reason is not None:
+            return await self.async_refuse(decision.reason, request)
+        if (source := await self._async_source()) is None:
+            return await self.async_refuse(RefusalReason.CAMERA_UNAVAILABLE, request)
+        if (base_url := self._base_url()) is None:
+            return await self.async_refuse(RefusalReason.NO_EXTERNAL_URL, request)
+        try:
+            stream = await stream_share.async_prepare(
+                self._hass,
+                session.camera_entity_id,
+                source,
+                share_audio=bool(session.options[CONF_SHARE_AUDIO]),
+                duration_s=decision.duration_s,
+            )
+        except stream_share.AudioNotRemovableError:
+            return await self.async_refuse(
+                RefusalReason.CAMERA_UNAVAILABLE, request, detail=AUDIO_DETAIL
+            )
+        except Exception as err:  # noqa: BLE001 - any camera fault refuses the grant
+            _LOGGER.warning("Could not open the shared stream: %s", type(err).__name__)
+            return await self.async_refuse(RefusalReason.CAMERA_UNAVAILABLE, request)
+        expires = now + timedelta(seconds=decision.duration_s)
+        try:
+            record = await session.audit.async_append(
+                AuditEvent.ACTIVATION_GRANTED,
+                activation_id=request.activation_id,
+                incident_id=request.incident.id,
+                incident_type=request.incident.type,
+                operator_id=request.operator.id,
+                legal_basis=request.legal_basis,
+                distance_m=round(decision.distance_m, 1),
+                granted_duration_s=decision.duration_s,
+                expires_at=contract_time(expires),
+            )
+        except AuditUnavailableError:
+            await stream_share.async_revoke(self._hass, stream)
+            return await self.async_refuse(RefusalReason.AUDIT_LOG_UNAVAILABLE, request)
+        item = HistoryItem(
+            activation_id=request.activation_id, started=now, expires=expires
+        )
+        await session.async_remember(item)
+        try:
+            await stream_share.async_start(self._hass, stream)
+        except Exception as err:  # noqa: BLE001 - any camera fault ends the grant
+            _LOGGER.warning("Could not start the shared stream: %s", type(err).__name__)
+            # Granted and recorded: the id has ended and counts against the day.
+            await session.async_close(item, EndReason.CAMERA_UNAVAILABLE)
+            return Refused(reason=RefusalReason.CAMERA_UNAVAILABLE)
+        grant = Grant(
+            activation_id=request.activation_id,
+            stream_url=base_url + stream.path,
+            started=now,
+            expires=expires,
+            receipt=record.receipt,
+        )
+        session.async_go_live(
+            LiveShare(request=request, grant=grant, stream=stream, item=item)
+        )
+        if not session.consent_on:
+            # Consent was withdrawn while the share was being set up.
+            await session.async_end_locked(EndReason.CONSENT_OFF)
+            return Refused(reason=RefusalReason.CONSENT_OFF)
+        # State first, so automations triggered by the event see the share live.
+        session.async_changed()
+        session.fire(
+            EVENT_GRANTED, "granted", request, expires_at=contract_time(expires)
+        )
+        return Granted(grant=grant, created=True)
+
+    async def _async_source(self) -> str | None:
+        try:
+            return await async_get_stream_source(
+                self._hass, self._session.camera_entity_id
+            )
+        except HomeAssistantError:
+            return None
+
+    def _base_url(self) -> str | None:
+        """Return the external HTTPS URL (or, in lab mode, any URL) to hand out."""
+        try:
+            url = get_url(
+                self._hass, allow_internal=False, allow_ip=False, require_ssl=True
+            )
+        except NoURLAvailableError:
+            url = None
+            if self._session.options[CONF_ALLOW_HTTP_STREAM_URL]:
+                try:
+                    url = get_url(self._hass, prefer_external=True)
+                except NoURLAvailableError:
+                    url = None
+        self._repairs.external_url(available=url is not None)
+        return None if url is None else url.rstrip("/")

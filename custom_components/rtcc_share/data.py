@@ -1,0 +1,26 @@
+"""The runtime data of one config entry (one shared camera)."""
+
+from dataclasses import dataclass
+
+from homeassistant.config_entries import ConfigEntry
+
+from .activation import Activations
+from .audit import AuditLog
+from .rejections import Rejections
+from .session import ShareSession
+from .signature import SeenIdStore, Verifier
+
+
+@dataclass(slots=True, kw_only=True)
+class RtccShareData:
+    """What a loaded entry holds."""
+
+    verifier: Verifier
+    seen_ids: SeenIdStore
+    audit: AuditLog
+    session: ShareSession
+    activations: Activations
+    rejections: Rejections
+
+
+type RtccShareConfigEntry = ConfigEntry[RtccShareData]

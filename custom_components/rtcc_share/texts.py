@@ -1,0 +1,87 @@
+"""What the resident reads, in the language Home Assistant is set to.
+
+Notification and logbook texts live in the translation files' `exceptions`
+category: custom integrations have no category meant for them, and it is the
+one whose strings take placeholders in hassfest's schema. Reason labels are
+the event entity's `reason` attribute states. Values the city supplies are
+neutralised before they reach a text, so an id cannot carry a link, an image
+(a tracking pixel) or formatting into what the resident reads.
+"""
+
+import re
+from typing import Any, Final
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.translation import (
+    async_get_cached_translations,
+    async_get_translations,
+)
+
+from .const import DOMAIN
+
+CATEGORIES: Final = ("exceptions", "entity")
+_PREFIX: Final = f"component.{DOMAIN}."
+_REASON_KEY: Final = "entity.event.activation.state_attributes.reason.state."
+# Markdown's punctuation, HTML's brackets and the backslash itself.
+_MARKDOWN: Final = re.compile(r"([\\`*_{}\[\]()<>!|~])")
+# What forms links, images, HTML and emphasis where no escape is rendered.
+_MARKUP: Final = re.compile(r"[\[\]()<>`*!|~\\]")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def markdown_escape(value: Any) -> str:
+    """Return a city-supplied value that Markdown renders as the text it is."""
+    return _MARKDOWN.sub(r"\\\1", _CONTROL.sub(" ", str(value)))
+
+
+def plain(value: Any) -> str:
+    """Return a city-supplied value with markup characters removed."""
+    return _MARKUP.sub("", _CONTROL.sub(" ", str(value)))
+
+
+class Texts:
+    """The integration's translated strings in one language."""
+
+    def __init__(self, strings: dict[str, str]) -> None:
+        """Hold the flattened translations (`component.rtcc_share.…` keys)."""
+        self._strings = strings
+
+    def text(self, key: str, **placeholders: Any) -> str:
+        """Return the text `key` of the `exceptions` category, filled in."""
+        template = self._strings.get(f"{_PREFIX}exceptions.{key}.message", key)
+        return template.format(**placeholders)
+
+    def reason(self, code: Any) -> str:
+        """Return a reason code as the resident reads it."""
+        name = str(code)
+        return self._strings.get(_PREFIX + _REASON_KEY + name, name.replace("_", " "))
+
+    def duration(self, seconds: Any) -> str:
+        """Return a duration as `1 h 2 min`, `5 min 3 s` or `45 s`."""
+        minutes, secs = divmod(int(seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        if hours:
+            return self.text("duration_hours", hours=hours, minutes=minutes)
+        if minutes:
+            return self.text("duration_minutes", minutes=minutes, seconds=secs)
+        return self.text("duration_seconds", seconds=secs)
+
+
+async def async_texts(hass: HomeAssistant) -> Texts:
+    """Load (once) and return the texts in Home Assistant's language."""
+    strings: dict[str, str] = {}
+    for category in CATEGORIES:
+        strings |= await async_get_translations(
+            hass, hass.config.language, category, [DOMAIN]
+        )
+    return Texts(strings)
+
+
+def cached_texts(hass: HomeAssistant) -> Texts:
+    """Return the texts already loaded, for code that cannot wait."""
+    strings: dict[str, str] = {}
+    for category in CATEGORIES:
+        strings |= async_get_cached_translations(
+            hass, hass.config.language, category, DOMAIN
+        )
+    return Texts(strings)

@@ -1,0 +1,163 @@
+"""What the resident is told: in their language, with the city's values neutralised."""
+
+import re
+from typing import Any
+
+from homeassistant.components import persistent_notification
+from homeassistant.components.logbook.models import async_event_to_row
+from homeassistant.components.logbook.processor import EventProcessor
+from homeassistant.core import Event, HomeAssistant, ServiceCall
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.rtcc_share.const import (
+    CONF_NOTIFY_TARGETS,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+    EVENT_ENDED,
+    EVENT_GRANTED,
+    EVENT_REFUSED,
+)
+from custom_components.rtcc_share.texts import markdown_escape, plain
+
+from .common import City, requested
+from .conftest import WEBHOOK_ID, SourceCamera
+
+# What a hostile city could put into the ids it sends.
+HOSTILE_ID = "[click](https://evil.example/) ![px](https://t.example/p.png) **x** <img>"
+
+
+def _entity_id(hass: HomeAssistant, platform: str, key: str) -> str:
+    """Entity ids follow the language; unique ids do not."""
+    [entry] = hass.config_entries.async_entries(DOMAIN)
+    entity_id = er.async_get(hass).async_get_entity_id(
+        platform, DOMAIN, f"{entry.entry_id}_{key}"
+    )
+    assert entity_id
+    return entity_id
+
+
+async def _grant(hass: HomeAssistant, client: Any, city: City, **changes: Any) -> None:
+    await hass.services.async_call(
+        "switch",
+        "turn_on",
+        {"entity_id": _entity_id(hass, "switch", "consent")},
+        blocking=True,
+    )
+    body, headers = city.sign(requested("A-1", **changes))
+    response = await client.post(
+        f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
+    )
+    assert response.status == 201, await response.text()
+    await hass.async_block_till_done()
+
+
+def _notification(hass: HomeAssistant) -> dict[str, Any]:
+    [notification] = persistent_notification._async_get_or_create_notifications(
+        hass
+    ).values()
+    return dict(notification)
+
+
+def _logbook(hass: HomeAssistant, event_type: str, data: dict[str, Any]) -> str:
+    processor = EventProcessor(hass, (EVENT_GRANTED, EVENT_REFUSED, EVENT_ENDED))
+    [row] = processor.humanify([async_event_to_row(Event(event_type, data))])
+    return str(row["message"])
+
+
+@pytest.fixture
+async def spanish(
+    hass: HomeAssistant, camera: SourceCamera, config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The integration set up in a Home Assistant that speaks Spanish."""
+    await hass.config.async_update(language="es")
+    hass.config.components.add("recorder")
+    assert await async_setup_component(hass, "logbook", {})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
+
+
+async def test_notification_and_logbook_in_spanish(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    spanish: MockConfigEntry,
+    city: City,
+) -> None:
+    """A Spanish-speaking resident reads the grant and the end in Spanish."""
+    granted: list[Event] = []
+    ended: list[Event] = []
+    hass.bus.async_listen(EVENT_GRANTED, granted.append)
+    hass.bus.async_listen(EVENT_ENDED, ended.append)
+    await _grant(hass, await hass_client_no_auth(), city)
+    notification = _notification(hass)
+    assert notification["title"] == "Cámara compartida con la policía"
+    assert "está viendo" in notification["message"]
+    assert _logbook(hass, EVENT_GRANTED, granted[0].data).startswith(
+        "compartió la cámara con Jackson PD RTCC por el incidente shots fired"
+    )
+    await hass.services.async_call(
+        "button",
+        "press",
+        {"entity_id": _entity_id(hass, "button", "stop_sharing")},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    notification = _notification(hass)
+    assert notification["title"] == "Se dejó de compartir la cámara"
+    assert "detenido por el residente" in notification["message"]
+    assert re.fullmatch(
+        r"dejó de compartir con Jackson PD RTCC: detenido por el residente tras \d s",
+        _logbook(hass, EVENT_ENDED, ended[0].data),
+    )
+    await hass.config_entries.async_unload(spanish.entry_id)
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{**DEFAULT_OPTIONS, CONF_NOTIFY_TARGETS: ["notify.phone"]}]
+)
+async def test_city_markup_never_reaches_the_resident_as_markup(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+) -> None:
+    """Links, images (tracking pixels), bold text and HTML in ids stay plain text."""
+    hass.config.components.add("recorder")
+    assert await async_setup_component(hass, "logbook", {})
+    calls: list[ServiceCall] = []
+    hass.services.async_register("notify", "phone", calls.append)
+    granted: list[Event] = []
+    hass.bus.async_listen(EVENT_GRANTED, granted.append)
+    incident = {**requested()["incident"], "id": HOSTILE_ID}
+    await _grant(
+        hass,
+        await hass_client_no_auth(),
+        city,
+        incident=incident,
+        operator={"id": HOSTILE_ID},
+    )
+    markdown = _notification(hass)["message"]
+    for markup in (r"\]\(", r"!\[", r"\*\*", "<img"):
+        assert not re.search(r"(?<!\\)" + markup, markdown), markup
+    # Escaped, not lost: Markdown renders exactly what the city sent.
+    assert markdown_escape(HOSTILE_ID) in markdown
+    await hass.async_block_till_done(wait_background_tasks=True)
+    [call] = calls
+    assert plain(HOSTILE_ID) in call.data["message"]
+    assert HOSTILE_ID not in call.data["message"]
+    message = _logbook(hass, EVENT_GRANTED, granted[0].data)
+    assert plain(HOSTILE_ID) in message
+    assert HOSTILE_ID not in message
+
+
+def test_markdown_escape_and_plain() -> None:
+    """Both neutralisers leave ordinary ids alone and break every construct."""
+    assert plain("CAD-20-118233") == "CAD-20-118233"
+    assert plain("op_17") == "op_17"
+    assert plain("a\nb\x00c") == "a b c"
+    assert markdown_escape("shots_fired") == r"shots\_fired"
+    assert markdown_escape("[a](b)") == r"\[a\]\(b\)"
