@@ -16,12 +16,8 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.rtcc_share.audit import (
-    GENESIS_HASH,
-    AuditLog,
-    AuditUnavailableError,
-    VerifyResult,
-)
+from custom_components.rtcc_share.audit import AuditLog, AuditUnavailableError
+from custom_components.rtcc_share.audit_format import GENESIS_HASH, VerifyResult
 
 ENTRY_ID = "01JRTCCENTRY"
 GRANT = {

@@ -19,7 +19,8 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.util import dt as dt_util
 
-from .audit import AuditLog, format_ts
+from .audit import AuditLog
+from .audit_format import format_ts
 from .const import (
     REFUSALS_IN_FULL_PER_INTERVAL,
     REJECTION_LOG_INTERVAL_S,
