@@ -22,12 +22,8 @@ from custom_components.rtcc_share.const import (
     DOMAIN,
 )
 
-from .common import HOME, SECRET, City
+from .common import CAMERA, ENTRY_ID, EXTERNAL_URL, HOME, SECRET, WEBHOOK_ID, City
 from .video import make_video
-
-CAMERA = "camera.front_door"
-WEBHOOK_ID = "0123456789abcdef" * 4
-EXTERNAL_URL = "https://home.example.org"
 
 
 @pytest.fixture(autouse=True)
@@ -113,6 +109,7 @@ def config_entry(
     """The config entry for the front door camera."""
     entry = MockConfigEntry(
         domain=DOMAIN,
+        entry_id=ENTRY_ID,
         title="Front door",
         unique_id=CAMERA,
         data={

@@ -5,9 +5,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from .common import POLICE_VIEW
 from .conftest import SourceCamera
-
-POLICE_VIEW = "camera.front_door_police_view"
 
 
 async def test_police_view_proxies_source(

@@ -10,10 +10,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .common import SECRET, City, requested
-from .conftest import WEBHOOK_ID
-
-CONSENT = "switch.front_door_consent_to_share"
+from .common import SECRET, WEBHOOK_ID, WEBHOOK_URL, City, requested, turn_on_consent
 
 
 async def test_diagnostics_redact_secrets(
@@ -25,14 +22,10 @@ async def test_diagnostics_redact_secrets(
 ) -> None:
     """Key, webhook id, stream URL and token never appear; state does."""
     assert await async_setup_component(hass, "diagnostics", {})
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     body, headers = city.sign(requested())
     client = await hass_client_no_auth()
-    response = await client.post(
-        f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
-    )
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
     granted = await response.json()
     token = granted["stream_url"].split("/")[-2]
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, integration)

@@ -13,10 +13,8 @@ from pytest_homeassistant_custom_component.common import (
     mock_restore_cache_with_extra_data,
 )
 
+from .common import CONSENT, LAPSES, turn_on_consent
 from .conftest import SourceCamera
-
-CONSENT = "switch.front_door_consent_to_share"
-LAPSES = "sensor.front_door_consent_lapses"
 
 
 async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -62,12 +60,8 @@ async def test_turn_on_and_off_is_audited_with_cause(
         ("consent_off", "automation"),
     ]
     # Turning on twice records once.
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
+    await turn_on_consent(hass)
     assert len(await _causes(integration)) == 3
 
 
@@ -108,9 +102,7 @@ async def test_lapse_turns_consent_off(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Consent turns itself off consent_lapse_days after it was turned on."""
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     freezer.tick(timedelta(days=45, seconds=1))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
@@ -122,9 +114,7 @@ async def test_options_change_reschedules_lapse(
     hass: HomeAssistant, integration: MockConfigEntry
 ) -> None:
     """Setting the lapse to 0 (never) removes the lapse moment."""
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     hass.config_entries.async_update_entry(
         integration, options={**integration.options, "consent_lapse_days": 0}
     )

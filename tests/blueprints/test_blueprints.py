@@ -24,16 +24,21 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import EVENT_ENDED
 
-from .common import City, ended, requested
-from .conftest import WEBHOOK_ID
+from ..common import (
+    CONSENT,
+    EVENT,
+    LIVE,
+    STOP,
+    WEBHOOK_URL,
+    City,
+    ended,
+    requested,
+    turn_on_consent,
+)
 
-SOURCE = Path(__file__).parent.parent / "blueprints" / "automation" / "rtcc_share"
+SOURCE = Path(__file__).parents[2] / "blueprints" / "automation" / "rtcc_share"
 BLUEPRINTS = sorted(path.name for path in SOURCE.glob("*.yaml"))
 
-CONSENT = "switch.front_door_consent_to_share"
-LIVE = "binary_sensor.front_door_live_share"
-EVENT = "event.front_door_activation"
-STOP = "button.front_door_stop_sharing_now"
 AUTOMATION = "automation.rtcc"
 
 
@@ -329,7 +334,7 @@ async def grant(
     """Have the city activate, signed as in tests/test_webhook.py."""
     http = await hass_client_no_auth()
     body, headers = City().sign(requested(activation_id))
-    response = await http.post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers)
+    response = await http.post(WEBHOOK_URL, data=body, headers=headers)
     return response.status, await response.json()
 
 
@@ -337,7 +342,7 @@ async def city_end(hass_client_no_auth: ClientSessionGenerator) -> int:
     """Have the city end the activation."""
     http = await hass_client_no_auth()
     body, headers = City().sign(ended())
-    response = await http.post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers)
+    response = await http.post(WEBHOOK_URL, data=body, headers=headers)
     return response.status
 
 
@@ -354,9 +359,7 @@ async def phone(hass: HomeAssistant, integration: MockConfigEntry) -> list[Servi
         stop_button=STOP,
         notify_action="notify.mobile_app_phone",
     )
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     return calls
 
 
