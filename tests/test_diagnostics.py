@@ -1,16 +1,44 @@
 """Diagnostics carry state, never a secret."""
 
 import json
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
 
-from .common import SECRET, WEBHOOK_ID, WEBHOOK_URL, City, requested, turn_on_consent
+from custom_components.rtcc_share.const import CONF_NOTIFY_TARGETS, DEFAULT_OPTIONS
+
+from .common import (
+    EXTERNAL_URL,
+    SECRET,
+    WEBHOOK_ID,
+    WEBHOOK_URL,
+    City,
+    requested,
+    turn_on_consent,
+)
+
+NOTIFY_TARGET = "notify.mobile_app_residents_phone"
+# Moments, and the hashes and receipt derived from them, change from run to run.
+VOLATILE = props(
+    "consent_lapses_at",
+    "started_at",
+    "expires_at",
+    "first",
+    "last",
+    "ts",
+    "hash",
+    "prev",
+    "receipt",
+)
 
 
 async def test_diagnostics_redact_secrets(
@@ -37,3 +65,33 @@ async def test_diagnostics_redact_secrets(
     assert diagnostics["session"]["live"]["activation_id"] == "JPD-RTCC-0017"
     assert diagnostics["audit"]["valid"] is True
     assert diagnostics["audit"]["last_records"][-1]["event"] == "activation_granted"
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """Notify the resident's phone, whose service name must not show."""
+    return {**DEFAULT_OPTIONS, CONF_NOTIFY_TARGETS: [NOTIFY_TARGET]}
+
+
+async def test_diagnostics_snapshot(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The whole download during a live share with one viewer.
+
+    The viewer's address and the notify target show redacted.
+    """
+    assert await async_setup_component(hass, "diagnostics", {})
+    await turn_on_consent(hass)
+    body, headers = city.sign(requested())
+    client = await hass_client_no_auth()
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
+    stream_url = (await response.json())["stream_url"]
+    viewer = await client.get(stream_url.removeprefix(EXTERNAL_URL))
+    assert viewer.status == 200
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, integration)
+    assert diagnostics == snapshot(exclude=VOLATILE)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import Platform
 from homeassistant.core import Context, HomeAssistant, State
 from homeassistant.util import dt as dt_util
 import pytest
@@ -12,9 +13,10 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
     mock_restore_cache_with_extra_data,
 )
+from syrupy.assertion import SnapshotAssertion
 
 from .common import CONSENT, LAPSES, turn_on_consent
-from .conftest import SourceCamera
+from .conftest import SourceCamera, snapshot_entities
 
 
 async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -148,3 +150,11 @@ async def test_session_store_wins_over_restore_state(
     mock_restore_cache_with_extra_data(hass, [(State(CONSENT, restored), {})])
     await _setup(hass, config_entry)
     assert hass.states.get(CONSENT).state == ("on" if stored else "off")
+
+
+@pytest.mark.parametrize("platforms", [[Platform.SWITCH]])
+async def test_entities(
+    hass: HomeAssistant, snapshot: SnapshotAssertion, integration: MockConfigEntry
+) -> None:
+    """The consent switch after setup."""
+    await snapshot_entities(hass, snapshot, integration)
