@@ -1,7 +1,7 @@
 """The automation blueprints, loaded by Home Assistant's blueprint component."""
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 import shutil
@@ -49,17 +49,6 @@ def installed_blueprints(hass_config_dir: str) -> None:
     target.mkdir(parents=True)
     for name in BLUEPRINTS:
         shutil.copy(SOURCE / name, target / name)
-
-
-@pytest.fixture(autouse=True)
-async def automations_off(hass: HomeAssistant) -> AsyncGenerator[None]:
-    """Turn the automations off at the end, so their time triggers do not linger."""
-    yield
-    if hass.services.has_service("automation", "turn_off"):
-        await hass.services.async_call(
-            "automation", "turn_off", {"entity_id": "all"}, blocking=True
-        )
-        await hass.async_block_till_done()
 
 
 async def use_blueprint(hass: HomeAssistant, name: str, **inputs: Any) -> None:
