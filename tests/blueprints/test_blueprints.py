@@ -69,6 +69,21 @@ async def use_blueprint(hass: HomeAssistant, name: str, **inputs: Any) -> None:
     assert hass.states.get(AUTOMATION).state == "on"
 
 
+async def use_schedule(
+    hass: HomeAssistant, start: str, end: str, weekdays: list[str] | None = None
+) -> None:
+    """Set up the consent schedule for the front door (every day by default)."""
+    days = {} if weekdays is None else {"weekdays": weekdays}
+    await use_blueprint(
+        hass,
+        "sharing_schedule.yaml",
+        consent_switch=CONSENT,
+        start_time=start,
+        end_time=end,
+        **days,
+    )
+
+
 def consent(hass: HomeAssistant) -> str:
     """Return the consent switch's state."""
     return hass.states.get(CONSENT).state
@@ -144,14 +159,7 @@ async def test_schedule_turns_consent_on_and_off(
     """On at the start on chosen weekdays, off at the end; other days stay off."""
     clock = at(hass, freezer)
     await clock("2026-11-02 07:00:00")  # a Monday
-    await use_blueprint(
-        hass,
-        "sharing_schedule.yaml",
-        consent_switch=CONSENT,
-        start_time="08:00:00",
-        end_time="18:00:00",
-        weekdays=["mon", "wed"],
-    )
+    await use_schedule(hass, "08:00:00", "18:00:00", ["mon", "wed"])
     assert consent(hass) == "off"
 
     await clock("2026-11-02 08:00:00")
@@ -178,14 +186,7 @@ async def test_schedule_overnight_window_belongs_to_its_start_day(
     """22:00-06:00 on Friday runs into Saturday morning, not Saturday night."""
     clock = at(hass, freezer)
     await clock("2026-11-06 12:00:00")  # a Friday
-    await use_blueprint(
-        hass,
-        "sharing_schedule.yaml",
-        consent_switch=CONSENT,
-        start_time="22:00:00",
-        end_time="06:00:00",
-        weekdays=["fri"],
-    )
+    await use_schedule(hass, "22:00:00", "06:00:00", ["fri"])
     await clock("2026-11-06 22:00:00")
     assert consent(hass) == "on"
     await clock("2026-11-07 06:00:00")
@@ -215,13 +216,7 @@ async def test_schedule_corrects_consent_when_home_assistant_starts(
     await hass.services.async_call(
         "switch", f"turn_{consent_before}", {"entity_id": CONSENT}, blocking=True
     )
-    await use_blueprint(
-        hass,
-        "sharing_schedule.yaml",
-        consent_switch=CONSENT,
-        start_time="08:00:00",
-        end_time="18:00:00",
-    )
+    await use_schedule(hass, "08:00:00", "18:00:00")
     assert consent(hass) == consent_before
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
     await hass.async_block_till_done()

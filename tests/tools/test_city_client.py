@@ -68,9 +68,10 @@ def home_args(*extra: str) -> list[str]:
     return ["--lat", str(HOME[0] + 0.001), "--lon", str(HOME[1]), *extra]
 
 
-async def consent_on(hass: HomeAssistant) -> None:
-    """Turn the resident's consent on."""
-    await turn_on_consent(hass)
+async def post(http: Any, key: str, payload: dict[str, Any]) -> Any:
+    """POST a payload to the webhook, encoded and signed by the client."""
+    body = client.encode(payload)
+    return await http.post(WEBHOOK_URL, data=body, headers=client.sign(key, body))
 
 
 # Keys
@@ -208,21 +209,24 @@ def test_sign_v1_is_what_standardwebhooks_verifies() -> None:
 # Round trip through Home Assistant's HTTP server, in process
 
 
-@KEY_PAIRS
-async def test_round_trip_in_process(
+@pytest.fixture
+async def http(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
     integration: MockConfigEntry,
-    signing_key: str,
+) -> Any:
+    """The city's HTTP client in process, consent on."""
+    test_client = await hass_client_no_auth()
+    await turn_on_consent(hass)
+    return test_client
+
+
+@KEY_PAIRS
+async def test_round_trip_in_process(
+    hass: HomeAssistant, http: Any, signing_key: str
 ) -> None:
     """Signed by the client: 201 with a stream URL, then ended with 200."""
-    http = await hass_client_no_auth()
-    await consent_on(hass)
-
-    body = client.encode(near_home())
-    response = await http.post(
-        WEBHOOK_URL, data=body, headers=client.sign(signing_key, body)
-    )
+    response = await post(http, signing_key, near_home())
     grant = await response.json()
     assert response.status == 201, grant
     assert grant["status"] == "active"
@@ -230,27 +234,16 @@ async def test_round_trip_in_process(
     assert grant["stream_url"].startswith("https://home.example.org/api/rtcc_share/")
     assert hass.states.get(LIVE).state == "on"
 
-    body = client.encode(client.build_ended(activation_id="CITY-1", operator_id="op-1"))
-    response = await http.post(
-        WEBHOOK_URL, data=body, headers=client.sign(signing_key, body)
-    )
+    ended = client.build_ended(activation_id="CITY-1", operator_id="op-1")
+    response = await post(http, signing_key, ended)
     assert response.status == 200
     assert await response.json() == {"status": "ended", "activation_id": "CITY-1"}
     assert hass.states.get(LIVE).state == "off"
 
 
-async def test_wrong_key_is_refused(
-    hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
-    integration: MockConfigEntry,
-) -> None:
+async def test_wrong_key_is_refused(http: Any) -> None:
     """A pair the resident did not pin gets 401."""
-    http = await hass_client_no_auth()
-    await consent_on(hass)
-    body = client.encode(near_home())
-    response = await http.post(
-        WEBHOOK_URL, data=body, headers=client.sign(PRIVATE_KEY, body)
-    )
+    response = await post(http, PRIVATE_KEY, near_home())
     assert response.status == 401
     assert await response.json() == {"error": "invalid_signature"}
 
@@ -355,7 +348,7 @@ async def test_cli_against_home_assistant(
     assert out.startswith("HTTP 403 Forbidden\n")
     assert json.loads(out.split("\n", 1)[1]) == {"error": "consent_off"}
 
-    await consent_on(hass)
+    await turn_on_consent(hass)
     # The key from the environment, an id of our own, and --play on a grant
     # whose stream URL the test host cannot reach (ffprobe only if installed).
     monkeypatch.setenv(KEY_ENV, signing_key)
@@ -429,7 +422,7 @@ async def test_cli_play_probes_the_live_stream(
     http = await hass_client_no_auth()
     # The lab setup: a plain-HTTP external URL, here the test server itself.
     await hass.config.async_update(external_url=str(http.make_url("/")).rstrip("/"))
-    await consent_on(hass)
+    await turn_on_consent(hass)
     code = await hass.async_add_executor_job(
         main,
         [
@@ -468,7 +461,7 @@ async def test_cli_play_without_ffprobe(
     assert await hass.async_add_executor_job(main, argv) == 1
     assert "no stream_url in the answer" in capsys.readouterr().out
 
-    await consent_on(hass)
+    await turn_on_consent(hass)
     assert await hass.async_add_executor_job(main, argv) == 0
     out = capsys.readouterr().out
     assert "ffprobe is not installed" in out
