@@ -56,9 +56,9 @@ from aiohttp import web
 REPO: Final = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-# Sign exactly as the tests do.
 from report import note  # noqa: E402
 
+# Sign exactly as the tests do.
 from tests.common import City, ended, requested  # noqa: E402, TID251
 from tests.video import make_video  # noqa: E402, TID251
 
@@ -625,7 +625,7 @@ def bench_main(
     extra_cameras = dict.fromkeys(feed_cameras, feed_url(args.port))
 
     async def body(bench: Bench) -> None:
-        feed = extra_cameras and not serves_feed
+        feed = bool(extra_cameras) and not serves_feed
         async with feed_process(bench) if feed else contextlib.nullcontext():
             await measure(bench, args)
 
