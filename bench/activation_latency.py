@@ -48,17 +48,10 @@ Prints one summary line per figure; exits 0 whether or not a target is met.
 """
 
 # ruff: noqa: INP001
-import argparse
 import asyncio
 import json
-from pathlib import Path
-import sys
 import time
 from typing import Any
-
-import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
     FEED_CAMERA,
@@ -67,17 +60,12 @@ from harness import (
     Bench,
     Share,
     activate,
+    bench_main,
     end,
-    feed_process,
     feed_url,
-    median,
-    note,
-    out,
-    percentile,
     requested,
-    run_bench,
-    verdict,
 )
+from report import median, note, out, percentile, verdict
 
 TARGET = 1.5
 WARMUP = 5
@@ -109,12 +97,8 @@ def _stats(values: list[float]) -> dict[str, Any]:
 
 
 async def measure(bench: Bench, samples: int) -> None:
-    """Serve the live feed, take the samples, print the summary lines."""
-    async with feed_process(bench) as feed:
-        await _measure(bench, feed.url, samples)
-
-
-async def _measure(bench: Bench, live_url: str, samples: int) -> None:
+    """Take the samples, print the summary lines."""
+    live_url = feed_url(bench.hass.port)
     api, session = bench.api, bench.session
     shares = {
         "file": await api.add_share(FILE_CAMERA, max_activations_per_day=24),
@@ -239,25 +223,12 @@ async def _measure(bench: Bench, live_url: str, samples: int) -> None:
     out(f"  details: {json.dumps(details)}")
 
 
-async def main() -> int:
-    """Run the benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--port", type=int, default=18123)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
-    args = parser.parse_args()
-    await run_bench(
-        args.port,
-        lambda bench: measure(bench, args.samples),
-        keep=args.keep,
-        file_camera=True,
-        extra_cameras={FEED_CAMERA_NAME: feed_url(args.port)},
-    )
-    return 0
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except aiohttp.ClientError as err:
-        sys.exit(f"activation_latency: {type(err).__name__}: {err}")
+    bench_main(
+        __doc__,
+        18123,
+        lambda bench, args: measure(bench, args.samples),
+        options={"--samples": {"type": int, "default": 200}},
+        feed_cameras=(FEED_CAMERA_NAME,),
+        file_camera=True,
+    )

@@ -45,20 +45,8 @@ import time
 from typing import Any
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import (
-    REPO,
-    Api,
-    City,
-    HassProcess,
-    Share,
-    activate,
-    note,
-    out,
-    scratch_config,
-)
+from harness import REPO, Api, City, HassProcess, Share, activate, scratch_config
+from report import note, out
 
 RUN_LIMIT_S = 300
 ACTIVATION = "JPD-RTCC-CRASH-0001"

@@ -43,18 +43,12 @@ Prints one summary line per figure; exits 0 whether or not a target is met.
 """
 
 # ruff: noqa: INP001
-import argparse
 import asyncio
 import base64
 import json
-from pathlib import Path
-import sys
 import time
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from harness import (
     FEED_CAMERA,
     FEED_CAMERA_NAME,
@@ -63,15 +57,10 @@ from harness import (
     Share,
     ViewerProcess,
     activate,
-    feed_process,
-    feed_url,
-    median,
-    note,
-    out,
+    bench_main,
     requested,
-    run_bench,
-    verdict,
 )
+from report import median, note, out, verdict
 
 RATE_TARGET = 0.8
 CONCURRENCY = 20
@@ -112,12 +101,7 @@ async def _send_all(
 
 
 async def measure(bench: Bench, count: int) -> None:
-    """Serve the feed, watch, flood, watch; print the summary lines."""
-    async with feed_process(bench):
-        await _measure(bench, count)
-
-
-async def _measure(bench: Bench, count: int) -> None:
+    """Watch, flood, watch; print the summary lines."""
     api = bench.api
     share = await api.add_share(FEED_CAMERA, max_activations_per_day=24)
     await api.set_consent(share, True)
@@ -245,24 +229,11 @@ async def _flood(
     out(f"  details: {json.dumps({'statuses': statuses, 'bytes': viewer.bytes})}")
 
 
-async def main() -> int:
-    """Run the benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--port", type=int, default=18153)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
-    args = parser.parse_args()
-    await run_bench(
-        args.port,
-        lambda bench: measure(bench, args.requests),
-        keep=args.keep,
-        extra_cameras={FEED_CAMERA_NAME: feed_url(args.port)},
-    )
-    return 0
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except aiohttp.ClientError as err:
-        sys.exit(f"flood: {type(err).__name__}: {err}")
+    bench_main(
+        __doc__,
+        18153,
+        lambda bench, args: measure(bench, args.requests),
+        options={"--requests": {"type": int, "default": 2000}},
+        feed_cameras=(FEED_CAMERA_NAME,),
+    )

@@ -26,8 +26,9 @@ if the benchmark dies. All traffic stays on 127.0.0.1.
 """
 
 # ruff: noqa: INP001
+import argparse
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 import ctypes
 from dataclasses import dataclass, field
@@ -42,19 +43,20 @@ import re
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import aiohttp
 from aiohttp import web
 
 REPO: Final = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from report import note  # noqa: E402
 
 # Sign exactly as the tests do.
 from tests.common import City, ended, requested  # noqa: E402, TID251
@@ -101,33 +103,16 @@ def _die_with_parent() -> None:
     _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def out(line: str) -> None:
-    """Print one line to stdout, flushed (benchmarks run for minutes)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def note(line: str) -> None:
-    """Print progress to stderr, so stdout holds only the results."""
-    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {line}\n")
-    sys.stderr.flush()
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (p99 of 50 samples is the largest)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def median(values: list[float]) -> float:
-    """Return the median."""
-    return statistics.median(values)
-
-
-def verdict(ok: bool) -> str:
-    """Return the summary line's last word."""
-    return "PASS" if ok else "MISS"
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM a child process, SIGKILL it if it has not gone after 10 s."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(10):
+            await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
 
 
 def machine() -> str:
@@ -613,6 +598,53 @@ async def run_bench(
         await bench.close(keep=keep)
 
 
+def bench_main(
+    doc: str,
+    port: int,
+    measure: Callable[[Bench, argparse.Namespace], Awaitable[None]],
+    *,
+    options: dict[str, dict[str, Any]] | None = None,
+    feed_cameras: tuple[str, ...] = (),
+    serves_feed: bool = False,
+    file_camera: bool = False,
+) -> NoReturn:
+    """Run a benchmark script: parse its options, run measure on a Bench, exit.
+
+    Every script takes `--port` (default `port`) and `--keep` besides its own
+    `options` (flag -> add_argument keywords). `feed_cameras` name cameras
+    reading the demo clip's live feed on feed_url(port), which a FeedProcess
+    serves while measure runs, unless the script `serves_feed` itself. A lost
+    connection ends the script with a one-line message instead of a traceback.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for flag, kwargs in (options or {}).items():
+        parser.add_argument(flag, **kwargs)
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
+    args = parser.parse_args()
+    extra_cameras = dict.fromkeys(feed_cameras, feed_url(args.port))
+
+    async def body(bench: Bench) -> None:
+        feed = bool(extra_cameras) and not serves_feed
+        async with feed_process(bench) if feed else contextlib.nullcontext():
+            await measure(bench, args)
+
+    async def main() -> int:
+        await run_bench(
+            args.port,
+            body,
+            keep=args.keep,
+            file_camera=file_camera,
+            extra_cameras=extra_cameras or None,
+        )
+        return 0
+
+    try:
+        sys.exit(asyncio.run(main()))
+    except aiohttp.ClientError as err:
+        sys.exit(f"{Path(sys.argv[0]).stem}: {type(err).__name__}: {err}")
+
+
 # Watching a stream
 
 
@@ -809,14 +841,7 @@ class ViewerProcess(ViewLog):
         """Stop the viewer and collect what it reported."""
         if self._proc is None:
             return
-        if self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(10):
-                await self._proc.wait()
-        except TimeoutError:
-            self._proc.kill()
-            await self._proc.wait()
+        await _terminate(self._proc)
         if self._reader is not None:
             await self._reader
 
@@ -985,17 +1010,6 @@ def feed_url(port: int) -> str:
     return f"http://{HOST}:{port + 1}/live.ts"
 
 
-@contextlib.asynccontextmanager
-async def serve_feed(bench: Bench) -> AsyncIterator[LiveFeed]:
-    """Serve the demo clip on feed_url(port) while the block runs."""
-    feed = LiveFeed(bench.hass.config_dir / DEMO_CLIP.name, bench.hass.port + 1)
-    await feed.start()
-    try:
-        yield feed
-    finally:
-        await feed.close()
-
-
 class FeedProcess:
     """A LiveFeed in its own process, so a busy benchmark loop cannot delay it."""
 
@@ -1026,40 +1040,42 @@ class FeedProcess:
                 writer.close()
                 return
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         """Stop the feed process."""
-        if self._proc is None or self._proc.returncode is not None:
-            return
-        self._proc.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(10):
-                await self._proc.wait()
-        except TimeoutError:
-            self._proc.kill()
-            await self._proc.wait()
+        if self._proc is not None:
+            await _terminate(self._proc)
 
 
 @contextlib.asynccontextmanager
-async def feed_process(bench: Bench) -> AsyncIterator[FeedProcess]:
-    """Serve the demo clip on feed_url(port) from a separate process."""
-    feed = FeedProcess(bench.hass.config_dir / DEMO_CLIP.name, bench.hass.port + 1)
+async def _serving[F: (LiveFeed, FeedProcess)](feed: F) -> AsyncIterator[F]:
+    """Run a feed while the block runs."""
     await feed.start()
     try:
         yield feed
     finally:
-        await feed.stop()
+        await feed.close()
+
+
+def serve_feed(bench: Bench) -> contextlib.AbstractAsyncContextManager[LiveFeed]:
+    """Serve the demo clip on feed_url(port) while the block runs."""
+    return _serving(
+        LiveFeed(bench.hass.config_dir / DEMO_CLIP.name, bench.hass.port + 1)
+    )
+
+
+def feed_process(bench: Bench) -> contextlib.AbstractAsyncContextManager[FeedProcess]:
+    """Serve the demo clip on feed_url(port) from a separate process."""
+    return _serving(
+        FeedProcess(bench.hass.config_dir / DEMO_CLIP.name, bench.hass.port + 1)
+    )
 
 
 async def _feed_main(clip: Path, port: int) -> None:
     """Entry point of FeedProcess: serve until SIGTERM."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    feed = LiveFeed(clip, port)
-    await feed.start()
-    try:
+    async with _serving(LiveFeed(clip, port)):
         await stop.wait()
-    finally:
-        await feed.close()
 
 
 if __name__ == "__main__":

@@ -44,35 +44,23 @@ Prints one summary line per figure; exits 0 whether or not a target is met.
 """
 
 # ruff: noqa: INP001
-import argparse
 import asyncio
 from datetime import datetime
 import json
-from pathlib import Path
 import random
-import sys
 import time
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from harness import (
     FEED_CAMERA,
     FEED_CAMERA_NAME,
     Bench,
     Share,
     activate,
+    bench_main,
     end,
-    feed_process,
-    feed_url,
-    median,
-    note,
-    out,
-    percentile,
-    run_bench,
-    verdict,
 )
+from report import median, note, out, percentile, verdict
 
 LIMIT_S = 1.0
 POLL_S = 0.010
@@ -187,12 +175,7 @@ async def _expiry_samples(
 
 
 async def measure(bench: Bench, samples: int, expiries: int) -> None:
-    """Serve the feed, take the samples, print the summary lines."""
-    async with feed_process(bench):
-        await _measure(bench, samples, expiries)
-
-
-async def _measure(bench: Bench, samples: int, expiries: int) -> None:
+    """Take the samples, print the summary lines."""
     api = bench.api
     fast = await api.add_share(FEED_CAMERA, max_activations_per_day=24)
     expiring = await api.add_share(
@@ -264,28 +247,14 @@ async def _measure(bench: Bench, samples: int, expiries: int) -> None:
     out(f"  details: {json.dumps(details)}")
 
 
-async def main() -> int:
-    """Run the benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=50, help="per fast path")
-    parser.add_argument("--expiry", type=int, default=3, help="expiry samples")
-    parser.add_argument("--port", type=int, default=18143)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
-    args = parser.parse_args()
-    await run_bench(
-        args.port,
-        lambda bench: measure(bench, args.samples, args.expiry),
-        keep=args.keep,
-        extra_cameras={
-            FEED_CAMERA_NAME: feed_url(args.port),
-            EXPIRY_CAMERA_NAME: feed_url(args.port),
-        },
-    )
-    return 0
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except aiohttp.ClientError as err:
-        sys.exit(f"revoke_latency: {type(err).__name__}: {err}")
+    bench_main(
+        __doc__,
+        18143,
+        lambda bench, args: measure(bench, args.samples, args.expiry),
+        options={
+            "--samples": {"type": int, "default": 50, "help": "per fast path"},
+            "--expiry": {"type": int, "default": 3, "help": "expiry samples"},
+        },
+        feed_cameras=(FEED_CAMERA_NAME, EXPIRY_CAMERA_NAME),
+    )

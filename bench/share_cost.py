@@ -47,18 +47,12 @@ Prints one summary line per figure; exits 0 whether or not a target is met.
 """
 
 # ruff: noqa: INP001
-import argparse
 import asyncio
 from dataclasses import dataclass
 import json
-from pathlib import Path
-import sys
 import time
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from harness import (
     FEED_CAMERA,
     FEED_CAMERA_NAME,
@@ -67,14 +61,11 @@ from harness import (
     Share,
     Viewer,
     activate,
+    bench_main,
     end,
-    feed_url,
-    note,
-    out,
-    run_bench,
     serve_feed,
-    verdict,
 )
+from report import note, out, verdict
 
 CPU_TARGET = 1.1
 VIEWERS = 10
@@ -270,24 +261,12 @@ async def _measure(bench: Bench, feed: LiveFeed, window_s: float) -> None:
     out(f"  details: {json.dumps(details)}")
 
 
-async def main() -> int:
-    """Run the benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--window", type=float, default=30.0, help="seconds")
-    parser.add_argument("--port", type=int, default=18163)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
-    args = parser.parse_args()
-    await run_bench(
-        args.port,
-        lambda bench: measure(bench, args.window),
-        keep=args.keep,
-        extra_cameras={FEED_CAMERA_NAME: feed_url(args.port)},
-    )
-    return 0
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except aiohttp.ClientError as err:
-        sys.exit(f"share_cost: {type(err).__name__}: {err}")
+    bench_main(
+        __doc__,
+        18163,
+        lambda bench, args: measure(bench, args.window),
+        options={"--window": {"type": float, "default": 30.0, "help": "seconds"}},
+        feed_cameras=(FEED_CAMERA_NAME,),
+        serves_feed=True,
+    )

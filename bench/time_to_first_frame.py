@@ -35,22 +35,16 @@ Prints one summary line per figure; exits 0 whether or not a target is met.
 """
 
 # ruff: noqa: INP001
-import argparse
 import asyncio
 from dataclasses import dataclass, field
 from fractions import Fraction
 import itertools
 import json
-from pathlib import Path
 import re
 import statistics
-import sys
 import time
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from harness import (
     DEMO_CAMERA,
     HOST,
@@ -58,14 +52,11 @@ from harness import (
     Bench,
     Playlist,
     activate,
+    bench_main,
     decode_first_frame,
     end,
-    median,
-    note,
-    out,
-    run_bench,
-    verdict,
 )
+from report import median, note, out, verdict
 
 PART_INF = re.compile(r"#EXT-X-PART-INF:PART-TARGET=([\d.]+)")
 KEYFRAME_READ_S = 4.5
@@ -233,19 +224,10 @@ async def measure(bench: Bench, runs: int) -> None:
     out(f"  details: {json.dumps(raw)}")
 
 
-async def main() -> int:
-    """Run the benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--port", type=int, default=18133)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
-    args = parser.parse_args()
-    await run_bench(args.port, lambda bench: measure(bench, args.runs), keep=args.keep)
-    return 0
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except aiohttp.ClientError as err:
-        sys.exit(f"time_to_first_frame: {type(err).__name__}: {err}")
+    bench_main(
+        __doc__,
+        18133,
+        lambda bench, args: measure(bench, args.runs),
+        options={"--runs": {"type": int, "default": 5}},
+    )

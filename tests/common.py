@@ -7,6 +7,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import hmac_data
@@ -21,6 +22,26 @@ CITY_PUBLIC_KEY = (
 )
 
 HOME = (32.29876, -90.18481)
+EXTERNAL_URL = "https://home.example.org"
+
+# The front door's entry (tests/conftest.py) and its entities.
+CAMERA = "camera.front_door"
+ENTRY_ID = "01JRTCCSHAREFRONTDOOR00000"
+WEBHOOK_ID = "0123456789abcdef" * 4
+WEBHOOK_URL = f"/api/webhook/{WEBHOOK_ID}"
+CONSENT = "switch.front_door_consent_to_share"
+LAPSES = "sensor.front_door_consent_lapses"
+LIVE = "binary_sensor.front_door_live_share"
+EVENT = "event.front_door_activation"
+STOP = "button.front_door_stop_sharing_now"
+POLICE_VIEW = "camera.front_door_police_view"
+
+
+async def turn_on_consent(hass: HomeAssistant) -> None:
+    """Turn the front door's consent switch on, as the resident does."""
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
+    )
 
 
 def requested(activation_id: str = "JPD-RTCC-0017", **changes: Any) -> dict[str, Any]:

@@ -3,16 +3,23 @@
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components.camera import Camera, CameraEntityFeature
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     setup_test_component_platform,
+    snapshot_platform,
 )
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
+from custom_components.rtcc_share import PLATFORMS
 from custom_components.rtcc_share.const import (
     CONF_AGENCY_NAME,
     CONF_CAMERA_ENTITY_ID,
@@ -22,17 +29,19 @@ from custom_components.rtcc_share.const import (
     DOMAIN,
 )
 
-from .common import HOME, SECRET, City
+from .common import CAMERA, ENTRY_ID, EXTERNAL_URL, HOME, SECRET, WEBHOOK_ID, City
 from .video import make_video
-
-CAMERA = "camera.front_door"
-WEBHOOK_ID = "0123456789abcdef" * 4
-EXTERNAL_URL = "https://home.example.org"
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/rtcc_share in every test."""
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in Home Assistant's format, under tests/snapshots/."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
 
 
 @pytest.fixture
@@ -113,6 +122,7 @@ def config_entry(
     """The config entry for the front door camera."""
     entry = MockConfigEntry(
         domain=DOMAIN,
+        entry_id=ENTRY_ID,
         title="Front door",
         unique_id=CAMERA,
         data={
@@ -128,22 +138,39 @@ def config_entry(
 
 
 @pytest.fixture
+def platforms() -> list[Platform]:
+    """The platforms the integration sets up (a platform's tests narrow it)."""
+    return PLATFORMS
+
+
+@pytest.fixture
 async def integration(
-    hass: HomeAssistant, camera: SourceCamera, config_entry: MockConfigEntry
+    hass: HomeAssistant,
+    camera: SourceCamera,
+    config_entry: MockConfigEntry,
+    platforms: list[Platform],
 ) -> AsyncGenerator[MockConfigEntry]:
     """Set up the integration; unload it at the end so no worker lingers."""
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
-    yield config_entry
-    if (
-        hass.config_entries.async_get_entry(config_entry.entry_id)
-        and config_entry.state.recoverable
-    ):
-        await hass.config_entries.async_unload(config_entry.entry_id)
+    with patch("custom_components.rtcc_share.PLATFORMS", platforms):
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
         await hass.async_block_till_done()
+        yield config_entry
+        if (
+            hass.config_entries.async_get_entry(config_entry.entry_id)
+            and config_entry.state.recoverable
+        ):
+            await hass.config_entries.async_unload(config_entry.entry_id)
+            await hass.async_block_till_done()
 
 
 @pytest.fixture
 def city(verification_key: str) -> City:
     """The city's signing client."""
     return City(verification_key)
+
+
+async def snapshot_entities(
+    hass: HomeAssistant, snapshot: SnapshotAssertion, entry: MockConfigEntry
+) -> None:
+    """Compare the entry's entities (one platform) and states with the snapshot."""
+    await snapshot_platform(hass, er.async_get(hass), snapshot, entry.entry_id)

@@ -20,8 +20,8 @@ from custom_components.rtcc_share.const import (
     DOMAIN,
 )
 
-from .common import CITY_PUBLIC_KEY, SECRET
-from .conftest import CAMERA, SourceCamera
+from .common import CAMERA, CITY_PUBLIC_KEY, SECRET
+from .conftest import SourceCamera
 
 USER_INPUT = {CONF_CAMERA_ENTITY_ID: CAMERA, CONF_AGENCY_NAME: "Jackson PD RTCC"}
 

@@ -1,6 +1,7 @@
 """Diagnostics carry state, never a secret."""
 
 import json
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
@@ -10,13 +11,36 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
 
 from custom_components.rtcc_share.const import CONF_NOTIFY_TARGETS, DEFAULT_OPTIONS
 
-from .common import SECRET, City, requested
-from .conftest import EXTERNAL_URL, WEBHOOK_ID
+from .common import (
+    EXTERNAL_URL,
+    SECRET,
+    WEBHOOK_ID,
+    WEBHOOK_URL,
+    City,
+    requested,
+    turn_on_consent,
+)
 
-CONSENT = "switch.front_door_consent_to_share"
+NOTIFY_TARGET = "notify.mobile_app_residents_phone"
+# Moments, and the hashes and receipt derived from them, change from run to run.
+VOLATILE = props(
+    "consent_lapses_at",
+    "started_at",
+    "expires_at",
+    "started",
+    "expires",
+    "first",
+    "last",
+    "ts",
+    "hash",
+    "prev",
+    "receipt",
+)
 STOP = "button.front_door_stop_sharing_now"
 
 
@@ -29,14 +53,10 @@ async def test_diagnostics_redact_secrets(
 ) -> None:
     """Key, webhook id, stream URL and token never appear; state does."""
     assert await async_setup_component(hass, "diagnostics", {})
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     body, headers = city.sign(requested())
     client = await hass_client_no_auth()
-    response = await client.post(
-        f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
-    )
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
     granted = await response.json()
     token = granted["stream_url"].split("/")[-2]
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, integration)
@@ -50,10 +70,36 @@ async def test_diagnostics_redact_secrets(
     assert diagnostics["audit"]["last_records"][-1]["event"] == "activation_granted"
 
 
-@pytest.mark.parametrize(
-    "entry_options",
-    [{**DEFAULT_OPTIONS, CONF_NOTIFY_TARGETS: ["notify.mobile_app_residents_phone"]}],
-)
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """Notify the resident's phone, whose service name must not show."""
+    return {**DEFAULT_OPTIONS, CONF_NOTIFY_TARGETS: [NOTIFY_TARGET]}
+
+
+async def test_diagnostics_snapshot(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The whole download during a live share with one viewer.
+
+    The viewer's address and the notify target show redacted.
+    """
+    assert await async_setup_component(hass, "diagnostics", {})
+    await turn_on_consent(hass)
+    body, headers = city.sign(requested())
+    client = await hass_client_no_auth()
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
+    stream_url = (await response.json())["stream_url"]
+    viewer = await client.get(stream_url.removeprefix(EXTERNAL_URL))
+    assert viewer.status == 200
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, integration)
+    assert diagnostics == snapshot(exclude=VOLATILE)
+
+
 async def test_diagnostics_redact_viewers_and_notify_targets(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
@@ -63,14 +109,10 @@ async def test_diagnostics_redact_viewers_and_notify_targets(
 ) -> None:
     """Who watched (their addresses) and the resident's phones stay private."""
     assert await async_setup_component(hass, "diagnostics", {})
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     body, headers = city.sign(requested())
     client = await hass_client_no_auth()
-    response = await client.post(
-        f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
-    )
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
     path = (await response.json())["stream_url"].removeprefix(EXTERNAL_URL)
     assert (await client.get(path)).status == 200  # a viewer from 127.0.0.1
     await hass.services.async_call(
@@ -79,13 +121,12 @@ async def test_diagnostics_redact_viewers_and_notify_targets(
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, integration)
     text = json.dumps(diagnostics)
     assert "127.0.0.1" not in text
-    assert "mobile_app_residents_phone" not in text
+    assert NOTIFY_TARGET not in text
     [ended] = [
         r for r in diagnostics["audit"]["last_records"] if r["event"] == "share_ended"
     ]
     assert ended["viewers"][0]["address"] == "**REDACTED**"
     # The resident's own audit log keeps the address.
     records = await integration.runtime_data.audit.async_export(None, None)
-    assert [r for r in records if r["event"] == "share_ended"][0]["viewers"][0][
-        "address"
-    ] == "127.0.0.1"
+    [ended] = [r for r in records if r["event"] == "share_ended"]
+    assert ended["viewers"][0]["address"] == "127.0.0.1"

@@ -62,11 +62,8 @@ from custom_components.rtcc_share.const import (
 )
 from custom_components.rtcc_share.models import EndReason
 
-from .common import HOME, SECRET, City, ended, requested
-from .conftest import WEBHOOK_ID
+from .common import HOME, SECRET, WEBHOOK_URL, City, ended, requested, turn_on_consent
 
-URL = f"/api/webhook/{WEBHOOK_ID}"
-CONSENT = "switch.front_door_consent_to_share"
 OUR_LOGGER = "custom_components.rtcc_share"
 SECRET_BYTES = base64.b64decode(SECRET.removeprefix("whsec_"))
 
@@ -531,9 +528,7 @@ async def client(
     # trace for every callback; for thousands of requests that is most of the
     # time spent. The other tests keep it on.
     asyncio.get_running_loop().set_debug(False)
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     return await hass_client_no_auth()
 
 
@@ -570,7 +565,7 @@ def _label(status: int, answer: dict[str, Any]) -> Outcome:
 async def _post(
     client: TestClient, body: bytes, headers: dict[str, str]
 ) -> tuple[int, dict[str, Any]]:
-    response = await client.post(URL, data=body, headers=headers)
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
     raw = await response.read()
     return response.status, _check_json(
         response.status, response.headers.get("Content-Type"), raw
@@ -946,7 +941,11 @@ async def _send_raw(
     """Send bytes exactly as drawn (non-UTF-8 header values included)."""
     server = client.server
     reader, writer = await asyncio.open_connection(server.host, server.port)
-    head = [f"POST {URL} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
+    head = [
+        f"POST {WEBHOOK_URL} HTTP/1.1".encode(),
+        b"Host: 127.0.0.1",
+        b"Connection: close",
+    ]
     head += [name.encode() + b": " + value for name, value in request["headers"]]
     if request["content_type"] is not None:
         head.append(b"Content-Type: " + request["content_type"].encode())
@@ -981,7 +980,7 @@ async def _send_client(
         headers.append(("Content-Type", request["content_type"]))
     data: Any = _chunks(request["body"]) if request["chunked"] else request["body"]
     response = await client.post(
-        URL, data=data, headers=headers, skip_auto_headers=skip
+        WEBHOOK_URL, data=data, headers=headers, skip_auto_headers=skip
     )
     return (
         response.status,
@@ -1079,7 +1078,7 @@ async def signed_post(client: TestClient, city: City) -> Callable[[Any], Any]:
 
     async def _post_payload(payload: Any) -> tuple[int, dict[str, Any]]:
         body, headers = city.sign(payload)
-        response = await client.post(URL, data=body, headers=headers)
+        response = await client.post(WEBHOOK_URL, data=body, headers=headers)
         return response.status, await response.json()
 
     return _post_payload

@@ -25,10 +25,8 @@ from custom_components.rtcc_share.const import (
     DOMAIN,
 )
 
-from .common import City, requested
-from .conftest import WEBHOOK_ID, SourceCamera
-
-CONSENT = "switch.front_door_consent_to_share"
+from .common import CONSENT, WEBHOOK_ID, City, requested
+from .conftest import SourceCamera
 
 
 async def test_setup_creates_entities_on_one_device(
@@ -47,7 +45,7 @@ async def test_setup_creates_entities_on_one_device(
         "switch",
     }
     assert len({e.device_id for e in entries}) == 1
-    assert hass.states.get("switch.front_door_consent_to_share").state == "off"
+    assert hass.states.get(CONSENT).state == "off"
     assert hass.states.get("binary_sensor.front_door_live_share").state == "off"
 
 
@@ -60,7 +58,7 @@ async def test_unload_removes_webhook(
     assert await hass.config_entries.async_unload(integration.entry_id)
     assert integration.state is ConfigEntryState.NOT_LOADED
     assert WEBHOOK_ID not in handlers
-    assert hass.states.get("switch.front_door_consent_to_share").state == "unavailable"
+    assert hass.states.get(CONSENT).state == "unavailable"
 
 
 async def test_remove_entry_deletes_stored_state(

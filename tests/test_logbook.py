@@ -18,7 +18,7 @@ from custom_components.rtcc_share.const import (
     EVENT_REFUSED,
 )
 
-from .conftest import CAMERA
+from .common import CAMERA
 
 BASE = {
     "entry_id": "entry",

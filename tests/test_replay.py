@@ -30,11 +30,16 @@ from custom_components.rtcc_share.const import (
     TIMESTAMP_TOLERANCE_S,
 )
 
-from .common import CITY_PUBLIC_KEY, SECRET, City, ended, requested
-from .conftest import WEBHOOK_ID
+from .common import (
+    CITY_PUBLIC_KEY,
+    CONSENT,
+    SECRET,
+    WEBHOOK_URL,
+    City,
+    ended,
+    requested,
+)
 
-URL = f"/api/webhook/{WEBHOOK_ID}"
-CONSENT = "switch.front_door_consent_to_share"
 DUPLICATE = (409, {"error": "duplicate_message"})
 STALE = (401, {"error": "stale_timestamp"})
 
@@ -63,7 +68,7 @@ async def client(
 async def _send(
     client: TestClient, body: bytes, headers: dict[str, str]
 ) -> tuple[int, dict[str, Any]]:
-    response = await client.post(URL, data=body, headers=headers)
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
     assert response.content_type == "application/json"
     return response.status, await response.json()
 

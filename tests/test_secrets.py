@@ -72,13 +72,15 @@ from custom_components.rtcc_share.const import (
 from .common import (
     CITY_PRIVATE_KEY,
     CITY_PUBLIC_KEY,
+    EXTERNAL_URL,
     HOME,
     SECRET,
+    WEBHOOK_ID,
     City,
     ended,
     requested,
 )
-from .conftest import EXTERNAL_URL, WEBHOOK_ID, SourceCamera
+from .conftest import SourceCamera
 
 URL = "/api/webhook/{}"
 CONSENT = "switch.{}_consent_to_share"

@@ -22,10 +22,17 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
 from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY
 
-from .common import City, ended, requested
-from .conftest import CAMERA, EXTERNAL_URL, WEBHOOK_ID, SourceCamera
-
-CONSENT = "switch.front_door_consent_to_share"
+from .common import (
+    CAMERA,
+    CONSENT,
+    EXTERNAL_URL,
+    WEBHOOK_URL,
+    City,
+    ended,
+    requested,
+    turn_on_consent,
+)
+from .conftest import SourceCamera
 
 
 class Viewer:
@@ -65,13 +72,9 @@ async def grant(
     async def _grant(
         activation_id: str = "JPD-RTCC-0017",
     ) -> tuple[int, dict[str, Any], Viewer]:
-        await hass.services.async_call(
-            "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-        )
+        await turn_on_consent(hass)
         body, headers = city.sign(requested(activation_id))
-        response = await client.post(
-            f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
-        )
+        response = await client.post(WEBHOOK_URL, data=body, headers=headers)
         data = await response.json()
         return response.status, data, Viewer(client, data.get("stream_url", "/x/y"))
 
@@ -117,9 +120,7 @@ async def _end_by(
         async_fire_time_changed(hass)
     elif how == "ended_by_city":
         body, headers = city.sign(ended())
-        await grant.client.post(
-            f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
-        )
+        await grant.client.post(WEBHOOK_URL, data=body, headers=headers)
     elif how == "consent_off":
         await hass.services.async_call(
             "switch", "turn_off", {"entity_id": CONSENT}, blocking=True
@@ -168,9 +169,7 @@ async def test_every_end_revokes_every_url(
     ended_events = async_capture_events(hass, "rtcc_share_ended")
     if how == "consent_lapsed":
         # Consent given long ago lapses in the middle of the share.
-        await hass.services.async_call(
-            "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-        )
+        await turn_on_consent(hass)
         freezer.tick(
             timedelta(days=DEFAULT_OPTIONS["consent_lapse_days"], seconds=-100)
         )

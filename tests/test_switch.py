@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import Platform
 from homeassistant.core import Context, HomeAssistant, State
 from homeassistant.util import dt as dt_util
 import pytest
@@ -12,11 +13,10 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
     mock_restore_cache_with_extra_data,
 )
+from syrupy.assertion import SnapshotAssertion
 
-from .conftest import SourceCamera
-
-CONSENT = "switch.front_door_consent_to_share"
-LAPSES = "sensor.front_door_consent_lapses"
+from .common import CONSENT, LAPSES, turn_on_consent
+from .conftest import SourceCamera, snapshot_entities
 
 
 async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -62,12 +62,8 @@ async def test_turn_on_and_off_is_audited_with_cause(
         ("consent_off", "automation"),
     ]
     # Turning on twice records once.
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
+    await turn_on_consent(hass)
     assert len(await _causes(integration)) == 3
 
 
@@ -108,9 +104,7 @@ async def test_lapse_turns_consent_off(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """Consent turns itself off consent_lapse_days after it was turned on."""
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     freezer.tick(timedelta(days=45, seconds=1))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
@@ -122,9 +116,7 @@ async def test_options_change_reschedules_lapse(
     hass: HomeAssistant, integration: MockConfigEntry
 ) -> None:
     """Setting the lapse to 0 (never) removes the lapse moment."""
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     hass.config_entries.async_update_entry(
         integration, options={**integration.options, "consent_lapse_days": 0}
     )
@@ -158,3 +150,11 @@ async def test_session_store_wins_over_restore_state(
     mock_restore_cache_with_extra_data(hass, [(State(CONSENT, restored), {})])
     await _setup(hass, config_entry)
     assert hass.states.get(CONSENT).state == ("on" if stored else "off")
+
+
+@pytest.mark.parametrize("platforms", [[Platform.SWITCH]])
+async def test_entities(
+    hass: HomeAssistant, snapshot: SnapshotAssertion, integration: MockConfigEntry
+) -> None:
+    """The consent switch after setup."""
+    await snapshot_entities(hass, snapshot, integration)

@@ -7,9 +7,11 @@ from homeassistant.components.camera import (
     async_get_stream_source,
 )
 from homeassistant.components.camera.const import CameraEntityFeature
-from homeassistant.core import HomeAssistant
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_track_state_change_event
 
 from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
@@ -39,6 +41,25 @@ class PoliceViewCamera(RtccShareEntity, Camera):
         """Set up both parents."""
         RtccShareEntity.__init__(self, entry, description)
         Camera.__init__(self)
+
+    @property
+    def available(self) -> bool:
+        """Return False while the source camera is unavailable or missing."""
+        source = self.hass.states.get(self.session.camera_entity_id)
+        return source is not None and source.state != STATE_UNAVAILABLE
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the source camera's availability too."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_track_state_change_event(
+                self.hass, self.session.camera_entity_id, self._async_source_changed
+            )
+        )
+
+    @callback
+    def _async_source_changed(self, _event: Event[EventStateChangedData]) -> None:
+        self.async_write_ha_state()
 
     @property
     def is_streaming(self) -> bool:

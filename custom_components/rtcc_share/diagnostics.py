@@ -8,6 +8,7 @@ from homeassistant.core import HomeAssistant
 
 from .const import CONF_NOTIFY_TARGETS, CONF_VERIFICATION_KEY, CONF_WEBHOOK_ID
 from .data import RtccShareConfigEntry
+from .models import contract_time
 
 # Secrets, and who the viewers and the resident's phones are.
 TO_REDACT = {
@@ -36,7 +37,16 @@ async def async_get_config_entry_diagnostics(
         "session": {
             "consent_on": session.consent_on,
             "consent_lapses_at": session.consent_lapses_at,
-            "live": async_redact_data(asdict(live.grant), TO_REDACT) if live else None,
+            "live": async_redact_data(
+                {
+                    **asdict(live.grant),
+                    "started": contract_time(live.grant.started),
+                    "expires": contract_time(live.grant.expires),
+                },
+                TO_REDACT,
+            )
+            if live
+            else None,
             "viewers": async_redact_data(
                 live.stream.viewer_summary() if live else [], TO_REDACT
             ),

@@ -1,7 +1,7 @@
 """The automation blueprints, loaded by Home Assistant's blueprint component."""
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 import shutil
@@ -24,16 +24,21 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import EVENT_ENDED
 
-from .common import City, ended, requested
-from .conftest import WEBHOOK_ID
+from ..common import (
+    CONSENT,
+    EVENT,
+    LIVE,
+    STOP,
+    WEBHOOK_URL,
+    City,
+    ended,
+    requested,
+    turn_on_consent,
+)
 
-SOURCE = Path(__file__).parent.parent / "blueprints" / "automation" / "rtcc_share"
+SOURCE = Path(__file__).parents[2] / "blueprints" / "automation" / "rtcc_share"
 BLUEPRINTS = sorted(path.name for path in SOURCE.glob("*.yaml"))
 
-CONSENT = "switch.front_door_consent_to_share"
-LIVE = "binary_sensor.front_door_live_share"
-EVENT = "event.front_door_activation"
-STOP = "button.front_door_stop_sharing_now"
 AUTOMATION = "automation.rtcc"
 
 
@@ -44,17 +49,6 @@ def installed_blueprints(hass_config_dir: str) -> None:
     target.mkdir(parents=True)
     for name in BLUEPRINTS:
         shutil.copy(SOURCE / name, target / name)
-
-
-@pytest.fixture(autouse=True)
-async def automations_off(hass: HomeAssistant) -> AsyncGenerator[None]:
-    """Turn the automations off at the end, so their time triggers do not linger."""
-    yield
-    if hass.services.has_service("automation", "turn_off"):
-        await hass.services.async_call(
-            "automation", "turn_off", {"entity_id": "all"}, blocking=True
-        )
-        await hass.async_block_till_done()
 
 
 async def use_blueprint(hass: HomeAssistant, name: str, **inputs: Any) -> None:
@@ -73,6 +67,21 @@ async def use_blueprint(hass: HomeAssistant, name: str, **inputs: Any) -> None:
     )
     await hass.async_block_till_done()
     assert hass.states.get(AUTOMATION).state == "on"
+
+
+async def use_schedule(
+    hass: HomeAssistant, start: str, end: str, weekdays: list[str] | None = None
+) -> None:
+    """Set up the consent schedule for the front door (every day by default)."""
+    days = {} if weekdays is None else {"weekdays": weekdays}
+    await use_blueprint(
+        hass,
+        "sharing_schedule.yaml",
+        consent_switch=CONSENT,
+        start_time=start,
+        end_time=end,
+        **days,
+    )
 
 
 def consent(hass: HomeAssistant) -> str:
@@ -150,14 +159,7 @@ async def test_schedule_turns_consent_on_and_off(
     """On at the start on chosen weekdays, off at the end; other days stay off."""
     clock = at(hass, freezer)
     await clock("2026-11-02 07:00:00")  # a Monday
-    await use_blueprint(
-        hass,
-        "sharing_schedule.yaml",
-        consent_switch=CONSENT,
-        start_time="08:00:00",
-        end_time="18:00:00",
-        weekdays=["mon", "wed"],
-    )
+    await use_schedule(hass, "08:00:00", "18:00:00", ["mon", "wed"])
     assert consent(hass) == "off"
 
     await clock("2026-11-02 08:00:00")
@@ -184,14 +186,7 @@ async def test_schedule_overnight_window_belongs_to_its_start_day(
     """22:00-06:00 on Friday runs into Saturday morning, not Saturday night."""
     clock = at(hass, freezer)
     await clock("2026-11-06 12:00:00")  # a Friday
-    await use_blueprint(
-        hass,
-        "sharing_schedule.yaml",
-        consent_switch=CONSENT,
-        start_time="22:00:00",
-        end_time="06:00:00",
-        weekdays=["fri"],
-    )
+    await use_schedule(hass, "22:00:00", "06:00:00", ["fri"])
     await clock("2026-11-06 22:00:00")
     assert consent(hass) == "on"
     await clock("2026-11-07 06:00:00")
@@ -221,13 +216,7 @@ async def test_schedule_corrects_consent_when_home_assistant_starts(
     await hass.services.async_call(
         "switch", f"turn_{consent_before}", {"entity_id": CONSENT}, blocking=True
     )
-    await use_blueprint(
-        hass,
-        "sharing_schedule.yaml",
-        consent_switch=CONSENT,
-        start_time="08:00:00",
-        end_time="18:00:00",
-    )
+    await use_schedule(hass, "08:00:00", "18:00:00")
     assert consent(hass) == consent_before
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
     await hass.async_block_till_done()
@@ -329,7 +318,7 @@ async def grant(
     """Have the city activate, signed as in tests/test_webhook.py."""
     http = await hass_client_no_auth()
     body, headers = City().sign(requested(activation_id))
-    response = await http.post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers)
+    response = await http.post(WEBHOOK_URL, data=body, headers=headers)
     return response.status, await response.json()
 
 
@@ -337,7 +326,7 @@ async def city_end(hass_client_no_auth: ClientSessionGenerator) -> int:
     """Have the city end the activation."""
     http = await hass_client_no_auth()
     body, headers = City().sign(ended())
-    response = await http.post(f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers)
+    response = await http.post(WEBHOOK_URL, data=body, headers=headers)
     return response.status
 
 
@@ -354,9 +343,7 @@ async def phone(hass: HomeAssistant, integration: MockConfigEntry) -> list[Servi
         stop_button=STOP,
         notify_action="notify.mobile_app_phone",
     )
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
-    )
+    await turn_on_consent(hass)
     return calls
 
 

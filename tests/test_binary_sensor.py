@@ -1,0 +1,17 @@
+"""The live-share binary sensor: on while the city can view the camera."""
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+
+from .conftest import snapshot_entities
+
+
+@pytest.mark.parametrize("platforms", [[Platform.BINARY_SENSOR]])
+async def test_entities(
+    hass: HomeAssistant, snapshot: SnapshotAssertion, integration: MockConfigEntry
+) -> None:
+    """The live-share binary sensor after setup."""
+    await snapshot_entities(hass, snapshot, integration)
