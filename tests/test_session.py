@@ -268,3 +268,24 @@ async def test_lapse_on_restore_turns_consent_off(
     await session.async_restore_consent(True, dt_util.utcnow() - timedelta(days=46))
     assert not session.consent_on
     assert (await _events(integration))[-1] == "consent_off"
+
+
+async def test_share_times_are_the_instants_it_really_has(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+) -> None:
+    """`started_at` and `expires_at` are exact: the expiry timer uses the same instant."""
+    await _consent(hass)
+    with patch(
+        "custom_components.rtcc_share.session.async_track_point_in_utc_time"
+    ) as track:
+        status, body = await _activate(await hass_client_no_auth(), city)
+    assert status == 201
+    grant = integration.runtime_data.session.live.grant
+    assert grant.started.microsecond == grant.expires.microsecond == 0
+    assert dt_util.parse_datetime(body["started_at"]) == grant.started
+    assert dt_util.parse_datetime(body["expires_at"]) == grant.expires
+    [(_, _, when)] = [call.args for call in track.call_args_list]
+    assert when == grant.expires
