@@ -1,24 +1,100 @@
-"""Bootstrap the running development instance through its own HTTP API.
+"""Prepare and bootstrap the development instance (scripts/develop).
 
-Run by scripts/develop once Home Assistant answers: completes onboarding with a
-generated owner login, adds rtcc_share for the demo doorbell through the real
-config flow (generated shared secret) and turns on lab mode through the real
-options flow. Consent stays off. What it created is kept in config/demo.json
-and printed on every start.
+`prepare`, before Home Assistant starts, writes what must be in place on a
+fresh config folder: the HTTP server on 127.0.0.1 and the chosen port, and
+onboarding without the steps that add integrations this venv cannot load.
+`bootstrap`, once Home Assistant answers, creates the owner with a generated
+password, waits for the demo doorbell's camera, adds rtcc_share for it through
+the real config flow (generated shared secret) and turns on lab mode through
+the real options flow. Consent stays off. What it created is kept in
+<config>/demo.json and printed on every start.
 """
 
 import argparse
+import contextlib
+from datetime import UTC, datetime
 import json
+import os
 from pathlib import Path
 import secrets
 import sys
+import time
 from typing import Any
 
 import httpx
 
 CAMERA = "camera.demo_doorbell"
+CONSENT = "switch.demo_doorbell_consent_to_share"
 AGENCY = "Demo City RTCC"
 USERNAME = "demo"
+HOST = "127.0.0.1"
+# Home Assistant 2026.10.4's .storage/http (HTTPConfigStore): the defaults of
+# its HTTP_STORAGE_SCHEMA, so the server binds loopback only on our port. Its
+# YAML `http:` is migrated once into a pending trial that reverts (and
+# restarts) after 5 minutes, so it cannot set the port. tests/tools checks
+# these against Home Assistant's own schema.
+HTTP_STORE_VERSION = (2, 2)
+HTTP_DEFAULTS: dict[str, Any] = {
+    "cors_allowed_origins": ["https://cast.home-assistant.io"],
+    "login_attempts_threshold": -1,
+    "ip_ban_enabled": True,
+    "ssl_profile": "modern",
+    "use_x_frame_options": True,
+}
+# Onboarding's core_config step sets up google_translate, met, radio_browser
+# and shopping_list, whose requirements .venv does not have (hass --skip-pip):
+# their import tracebacks would be the first thing a developer sees. Marked
+# done up front, only the owner is left to onboard.
+ONBOARDING_STORE_VERSION = 4
+ONBOARDING_DONE_UP_FRONT = ["core_config", "analytics", "integration"]
+
+
+class BootstrapError(Exception):
+    """The instance did not get to the state the demo needs."""
+
+
+def _write_store(path: Path, key: str, version: tuple[int, int], data: Any) -> None:
+    """Write a Home Assistant storage file, private like HA's own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {"version": version[0], "minor_version": version[1], "key": key, "data": data},
+            indent=2,
+        )
+    )
+    path.chmod(0o600)
+
+
+def prepare(config: Path, port: int) -> None:
+    """Write the storage a start of this config folder needs (HA not running).
+
+    The HTTP settings are rewritten on every start: scripts/develop owns
+    them. Onboarding is written only before the first start.
+    """
+    storage = config / ".storage"
+    settings = {"server_host": [HOST], "server_port": port, **HTTP_DEFAULTS}
+    _write_store(
+        storage / "http",
+        "http",
+        HTTP_STORE_VERSION,
+        {
+            "stable": {
+                **settings,
+                "created_at": datetime.now(UTC).isoformat(),
+                "error": None,
+                "error_message": None,
+            },
+            "pending": None,
+            "yaml_migration_done": True,
+        },
+    )
+    if not (storage / "onboarding").exists():
+        _write_store(
+            storage / "onboarding",
+            "onboarding",
+            (ONBOARDING_STORE_VERSION, 1),
+            {"done": ONBOARDING_DONE_UP_FRONT},
+        )
 
 
 class Instance:
@@ -44,7 +120,7 @@ class Instance:
         return all(step["done"] for step in response.json() if step["step"] == "user")
 
     def create_owner(self, password: str) -> None:
-        """Create the owner and finish onboarding."""
+        """Create the owner, the one onboarding step prepare left, and log in."""
         code = self._call(
             "POST",
             "/api/onboarding/users",
@@ -57,12 +133,6 @@ class Instance:
             },
         )["auth_code"]
         self._token(code)
-        for step, body in (
-            ("core_config", None),
-            ("analytics", None),
-            ("integration", {"client_id": self.client_id, "redirect_uri": self.base}),
-        ):
-            self._call("POST", f"/api/onboarding/{step}", json=body)
 
     def login(self, password: str) -> None:
         """Log in with the stored demo password."""
@@ -103,6 +173,20 @@ class Instance:
         self.http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
         return tokens
 
+    def wait_for_entity(self, entity_id: str, timeout: float) -> float:
+        """Wait until the entity has a state; return the seconds it took."""
+        began = time.monotonic()
+        while self.http.get(f"/api/states/{entity_id}").status_code == 404:
+            if time.monotonic() - began > timeout:
+                raise BootstrapError(
+                    f"{entity_id} did not appear within {timeout:.0f} s. The demo "
+                    "doorbell adds it once its clip (demo_doorbell.mp4 in the "
+                    "config folder) is encoded; look for demo_doorbell in Home "
+                    "Assistant's log above"
+                )
+            time.sleep(0.25)
+        return time.monotonic() - began
+
     def add_share(self) -> dict[str, str]:
         """Run the config flow and the options flow as the resident would."""
         flow = self._call(
@@ -113,7 +197,10 @@ class Instance:
             "POST", step, json={"camera_entity_id": CAMERA, "agency_name": AGENCY}
         )
         if flow.get("step_id") != "key":
-            sys.exit(f"config flow stopped at {flow}")
+            raise BootstrapError(
+                f"the config flow stopped at step {flow.get('step_id')!r} "
+                f"with errors {flow.get('errors')}"
+            )
         flow = self._call("POST", step, json={"key_mode": "generate"})
         placeholders = flow["description_placeholders"]
         entry_id = flow["result"]["entry_id"]
@@ -144,33 +231,35 @@ class Instance:
         }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Bootstrap once, then print what a developer needs."""
-    parser = argparse.ArgumentParser(prog="python -m tools.demo")
-    parser.add_argument("--url", default="http://127.0.0.1:8123")
-    parser.add_argument("--state", type=Path, default=Path("config/demo.json"))
-    args = parser.parse_args(argv)
+def bootstrap(url: str, state_path: Path, wait: float) -> dict[str, Any]:
+    """Bring the instance to the demo's state; return what demo.json holds."""
     state: dict[str, Any] = (
-        json.loads(args.state.read_text()) if args.state.exists() else {}
+        json.loads(state_path.read_text()) if state_path.exists() else {}
     )
-    instance = Instance(args.url)
+    instance = Instance(url)
     if not instance.onboarded():
         state = {"username": USERNAME, "password": secrets.token_urlsafe(12)}
         instance.create_owner(state["password"])
-        args.state.write_text(json.dumps(state, indent=2))
+        state_path.write_text(json.dumps(state, indent=2))
+        state_path.chmod(0o600)
     elif "password" not in state:
-        sys.exit(
-            f"{args.url} was onboarded without {args.state}; remove config/.storage"
+        raise BootstrapError(
+            f"{url} was onboarded without {state_path}: remove the config "
+            "folder's .storage/ to start over"
         )
     else:
         instance.login(state["password"])
     if "webhook_url" not in state:
+        instance.wait_for_entity(CAMERA, wait)
         state.update(instance.add_share())
-        args.state.write_text(json.dumps(state, indent=2))
-        args.state.chmod(0o600)
+        state_path.write_text(json.dumps(state, indent=2))
+    return state
+
+
+def _print_state(url: str, state: dict[str, Any]) -> None:
     print(
         f"""
-  Home Assistant  {args.url}
+  Home Assistant  {url}
   Login           {state["username"]} / {state["password"]}
   Webhook URL     {state["webhook_url"]}
   Key (whsec_)    {state["key"]}
@@ -182,8 +271,44 @@ def main(argv: list[str] | None = None) -> int:
     scripts/city activate --url {state["webhook_url"]} \\
         --lat 32.2990 --lon -90.1848 --play
     scripts/city end --url {state["webhook_url"]} --activation-id <id>
-"""
+""",
+        flush=True,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; a failure is one clear line on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m tools.demo")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare", help="write storage before hass starts")
+    prep.add_argument("--config", type=Path, default=Path("config"))
+    prep.add_argument("--port", type=int, default=8123)
+    boot = commands.add_parser("bootstrap", help="set up the running instance")
+    boot.add_argument("--url", default="http://127.0.0.1:8123")
+    boot.add_argument("--state", type=Path, default=Path("config/demo.json"))
+    boot.add_argument(
+        "--wait",
+        type=float,
+        default=float(os.environ.get("RTCC_DEVELOP_WAIT", "180")),
+        help="seconds to wait for the demo doorbell's camera (RTCC_DEVELOP_WAIT)",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        prepare(args.config, args.port)
+        return 0
+    try:
+        state = bootstrap(args.url, args.state, args.wait)
+    except BootstrapError as err:
+        print(f"tools.demo: {err}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as err:
+        detail = ""
+        if isinstance(err, httpx.HTTPStatusError):
+            with contextlib.suppress(ValueError):
+                detail = f": {err.response.json()}"
+        print(f"tools.demo: {type(err).__name__}: {err}{detail}", file=sys.stderr)
+        return 1
+    _print_state(args.url, state)
     return 0
 
 
