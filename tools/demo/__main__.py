@@ -58,7 +58,12 @@ def _write_store(path: Path, key: str, version: tuple[int, int], data: Any) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         json.dumps(
-            {"version": version[0], "minor_version": version[1], "key": key, "data": data},
+            {
+                "version": version[0],
+                "minor_version": version[1],
+                "key": key,
+                "data": data,
+            },
             indent=2,
         )
     )
@@ -104,7 +109,8 @@ class Instance:
         """Talk to the instance at base (no trailing slash)."""
         self.base = base
         self.client_id = f"{base}/"
-        self.http = httpx.Client(base_url=base, timeout=30)
+        # Loopback only: no proxy from the environment.
+        self.http = httpx.Client(base_url=base, timeout=30, trust_env=False)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
