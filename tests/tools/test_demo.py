@@ -1,4 +1,4 @@
-"""tools.demo prepare: the storage it writes is what Home Assistant reads."""
+"""tools.demo.prepare: the storage it writes is what Home Assistant reads."""
 
 import json
 from pathlib import Path
@@ -20,14 +20,14 @@ from homeassistant.components.onboarding.const import STEP_USER, STEPS
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 
-from tools.demo.__main__ import HOST, main
+from tools.demo.prepare import HOST, main
 
 PORT = 18123
 
 
 def _prepare(config: Path, hass_storage: dict[str, Any]) -> None:
     """Run the command as scripts/develop does; hand its files to hass."""
-    assert main(["prepare", "--config", str(config), "--port", str(PORT)]) == 0
+    assert main(["--config", str(config), "--port", str(PORT)]) == 0
     for path in (config / ".storage").iterdir():
         assert path.stat().st_mode & 0o777 == 0o600
         hass_storage[path.name] = json.loads(path.read_text())
@@ -70,10 +70,10 @@ async def test_onboarding_leaves_only_the_owner(
 def test_onboarding_is_written_only_before_the_first_start(tmp_path: Path) -> None:
     """A later start keeps Home Assistant's own onboarding record."""
     onboarding = tmp_path / ".storage" / "onboarding"
-    main(["prepare", "--config", str(tmp_path), "--port", str(PORT)])
+    main(["--config", str(tmp_path), "--port", str(PORT)])
     onboarding.write_text("kept")
 
-    main(["prepare", "--config", str(tmp_path), "--port", str(PORT + 1)])
+    main(["--config", str(tmp_path), "--port", str(PORT + 1)])
 
     assert onboarding.read_text() == "kept"
     stored = json.loads((tmp_path / ".storage" / "http").read_text())

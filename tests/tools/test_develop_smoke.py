@@ -251,6 +251,8 @@ def test_fresh_clone_develop_runs_the_readme_loop(
 
     before_stop = instance.output()
     timings.append(f"stop {instance.stop():.1f} s")
+    # hass removes its run lock when it has shut down cleanly.
+    assert not (instance.config / ".ha_run.lock").exists()
     timings.append(f"total {time.monotonic() - began:.1f} s")
     record_property(TIMINGS, ", ".join(timings))
     # A first start logs no traceback and no error.

@@ -1,9 +1,7 @@
-"""Prepare and bootstrap the development instance (scripts/develop).
+"""Bootstrap the running development instance through its own HTTP API.
 
-`prepare`, before Home Assistant starts, writes what must be in place on a
-fresh config folder: the HTTP server on 127.0.0.1 and the chosen port, and
-onboarding without the steps that add integrations this venv cannot load.
-`bootstrap`, once Home Assistant answers, creates the owner with a generated
+Run by scripts/develop once Home Assistant answers (after tools.demo.prepare,
+which left only the owner to onboard): creates the owner with a generated
 password, waits for the demo doorbell's camera, adds rtcc_share for it through
 the real config flow (generated shared secret) and turns on lab mode through
 the real options flow. Consent stays off. What it created is kept in
@@ -12,9 +10,7 @@ the real options flow. Consent stays off. What it created is kept in
 
 import argparse
 import contextlib
-from datetime import UTC, datetime
 import json
-import os
 from pathlib import Path
 import secrets
 import sys
@@ -27,79 +23,10 @@ CAMERA = "camera.demo_doorbell"
 CONSENT = "switch.demo_doorbell_consent_to_share"
 AGENCY = "Demo City RTCC"
 USERNAME = "demo"
-HOST = "127.0.0.1"
-# Home Assistant 2026.10.4's .storage/http (HTTPConfigStore): the defaults of
-# its HTTP_STORAGE_SCHEMA, so the server binds loopback only on our port. Its
-# YAML `http:` is migrated once into a pending trial that reverts (and
-# restarts) after 5 minutes, so it cannot set the port. tests/tools checks
-# these against Home Assistant's own schema.
-HTTP_STORE_VERSION = (2, 2)
-HTTP_DEFAULTS: dict[str, Any] = {
-    "cors_allowed_origins": ["https://cast.home-assistant.io"],
-    "login_attempts_threshold": -1,
-    "ip_ban_enabled": True,
-    "ssl_profile": "modern",
-    "use_x_frame_options": True,
-}
-# Onboarding's core_config step sets up google_translate, met, radio_browser
-# and shopping_list, whose requirements .venv does not have (hass --skip-pip):
-# their import tracebacks would be the first thing a developer sees. Marked
-# done up front, only the owner is left to onboard.
-ONBOARDING_STORE_VERSION = 4
-ONBOARDING_DONE_UP_FRONT = ["core_config", "analytics", "integration"]
 
 
 class BootstrapError(Exception):
     """The instance did not get to the state the demo needs."""
-
-
-def _write_store(path: Path, key: str, version: tuple[int, int], data: Any) -> None:
-    """Write a Home Assistant storage file, private like HA's own."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "version": version[0],
-                "minor_version": version[1],
-                "key": key,
-                "data": data,
-            },
-            indent=2,
-        )
-    )
-    path.chmod(0o600)
-
-
-def prepare(config: Path, port: int) -> None:
-    """Write the storage a start of this config folder needs (HA not running).
-
-    The HTTP settings are rewritten on every start: scripts/develop owns
-    them. Onboarding is written only before the first start.
-    """
-    storage = config / ".storage"
-    settings = {"server_host": [HOST], "server_port": port, **HTTP_DEFAULTS}
-    _write_store(
-        storage / "http",
-        "http",
-        HTTP_STORE_VERSION,
-        {
-            "stable": {
-                **settings,
-                "created_at": datetime.now(UTC).isoformat(),
-                "error": None,
-                "error_message": None,
-            },
-            "pending": None,
-            "yaml_migration_done": True,
-        },
-    )
-    if not (storage / "onboarding").exists():
-        _write_store(
-            storage / "onboarding",
-            "onboarding",
-            (ONBOARDING_STORE_VERSION, 1),
-            {"done": ONBOARDING_DONE_UP_FRONT},
-        )
 
 
 class Instance:
@@ -283,25 +210,17 @@ def _print_state(url: str, state: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; a failure is one clear line on stderr."""
+    """Bootstrap, then print what a developer needs; a failure is one line."""
     parser = argparse.ArgumentParser(prog="python -m tools.demo")
-    commands = parser.add_subparsers(dest="command", required=True)
-    prep = commands.add_parser("prepare", help="write storage before hass starts")
-    prep.add_argument("--config", type=Path, default=Path("config"))
-    prep.add_argument("--port", type=int, default=8123)
-    boot = commands.add_parser("bootstrap", help="set up the running instance")
-    boot.add_argument("--url", default="http://127.0.0.1:8123")
-    boot.add_argument("--state", type=Path, default=Path("config/demo.json"))
-    boot.add_argument(
+    parser.add_argument("--url", default="http://127.0.0.1:8123")
+    parser.add_argument("--state", type=Path, default=Path("config/demo.json"))
+    parser.add_argument(
         "--wait",
         type=float,
-        default=float(os.environ.get("RTCC_DEVELOP_WAIT", "180")),
-        help="seconds to wait for the demo doorbell's camera (RTCC_DEVELOP_WAIT)",
+        default=180,
+        help="seconds to wait for the demo doorbell's camera (default 180)",
     )
     args = parser.parse_args(argv)
-    if args.command == "prepare":
-        prepare(args.config, args.port)
-        return 0
     try:
         state = bootstrap(args.url, args.state, args.wait)
     except BootstrapError as err:
