@@ -27,8 +27,13 @@ from tools.demo.__main__ import CONSENT, Instance
 
 from .conftest import TIMINGS
 
-# Real sockets: the test talks to the real instance on loopback.
-pytestmark = [pytest.mark.smoke, pytest.mark.usefixtures("socket_enabled")]
+# Real sockets: the test talks to the real instance on loopback. Its own
+# bounds below (start, city, stop) end it first; the timeout is a backstop.
+pytestmark = [
+    pytest.mark.smoke,
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.timeout(240),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 PORTS = range(18100, 18200)
