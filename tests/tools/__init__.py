@@ -1,1 +1,1 @@
-"""Tests of the developer and city tools (tools/)."""
+"""Tests of the developer and city tools (tools/, scripts/develop)."""

@@ -1,24 +1,32 @@
 """Bootstrap the running development instance through its own HTTP API.
 
-Run by scripts/develop once Home Assistant answers: completes onboarding with a
-generated owner login, adds rtcc_share for the demo doorbell through the real
-config flow (generated shared secret) and turns on lab mode through the real
-options flow. Consent stays off. What it created is kept in config/demo.json
-and printed on every start.
+Run by scripts/develop once Home Assistant answers (after tools.demo.prepare,
+which left only the owner to onboard): creates the owner with a generated
+password, waits for the demo doorbell's camera, adds rtcc_share for it through
+the real config flow (generated shared secret) and turns on lab mode through
+the real options flow. Consent stays off. What it created is kept in
+<config>/demo.json and printed on every start.
 """
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 import secrets
 import sys
+import time
 from typing import Any
 
 import httpx
 
 CAMERA = "camera.demo_doorbell"
+CONSENT = "switch.demo_doorbell_consent_to_share"
 AGENCY = "Demo City RTCC"
 USERNAME = "demo"
+
+
+class BootstrapError(Exception):
+    """The instance did not get to the state the demo needs."""
 
 
 class Instance:
@@ -28,7 +36,8 @@ class Instance:
         """Talk to the instance at base (no trailing slash)."""
         self.base = base
         self.client_id = f"{base}/"
-        self.http = httpx.Client(base_url=base, timeout=30)
+        # Loopback only: no proxy from the environment.
+        self.http = httpx.Client(base_url=base, timeout=30, trust_env=False)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
@@ -44,7 +53,7 @@ class Instance:
         return all(step["done"] for step in response.json() if step["step"] == "user")
 
     def create_owner(self, password: str) -> None:
-        """Create the owner and finish onboarding."""
+        """Create the owner, the one onboarding step prepare left, and log in."""
         code = self._call(
             "POST",
             "/api/onboarding/users",
@@ -57,12 +66,6 @@ class Instance:
             },
         )["auth_code"]
         self._token(code)
-        for step, body in (
-            ("core_config", None),
-            ("analytics", None),
-            ("integration", {"client_id": self.client_id, "redirect_uri": self.base}),
-        ):
-            self._call("POST", f"/api/onboarding/{step}", json=body)
 
     def login(self, password: str) -> None:
         """Log in with the stored demo password."""
@@ -103,6 +106,20 @@ class Instance:
         self.http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
         return tokens
 
+    def wait_for_entity(self, entity_id: str, timeout: float) -> float:
+        """Wait until the entity has a state; return the seconds it took."""
+        began = time.monotonic()
+        while self.http.get(f"/api/states/{entity_id}").status_code == 404:
+            if time.monotonic() - began > timeout:
+                raise BootstrapError(
+                    f"{entity_id} did not appear within {timeout:.0f} s. The demo "
+                    "doorbell adds it once its clip (demo_doorbell.mp4 in the "
+                    "config folder) is encoded; look for demo_doorbell in Home "
+                    "Assistant's log above"
+                )
+            time.sleep(0.25)
+        return time.monotonic() - began
+
     def add_share(self) -> dict[str, str]:
         """Run the config flow and the options flow as the resident would."""
         flow = self._call(
@@ -113,7 +130,10 @@ class Instance:
             "POST", step, json={"camera_entity_id": CAMERA, "agency_name": AGENCY}
         )
         if flow.get("step_id") != "key":
-            sys.exit(f"config flow stopped at {flow}")
+            raise BootstrapError(
+                f"the config flow stopped at step {flow.get('step_id')!r} "
+                f"with errors {flow.get('errors')}"
+            )
         flow = self._call("POST", step, json={"key_mode": "generate"})
         placeholders = flow["description_placeholders"]
         entry_id = flow["result"]["entry_id"]
@@ -144,33 +164,35 @@ class Instance:
         }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Bootstrap once, then print what a developer needs."""
-    parser = argparse.ArgumentParser(prog="python -m tools.demo")
-    parser.add_argument("--url", default="http://127.0.0.1:8123")
-    parser.add_argument("--state", type=Path, default=Path("config/demo.json"))
-    args = parser.parse_args(argv)
+def bootstrap(url: str, state_path: Path, wait: float) -> dict[str, Any]:
+    """Bring the instance to the demo's state; return what demo.json holds."""
     state: dict[str, Any] = (
-        json.loads(args.state.read_text()) if args.state.exists() else {}
+        json.loads(state_path.read_text()) if state_path.exists() else {}
     )
-    instance = Instance(args.url)
+    instance = Instance(url)
     if not instance.onboarded():
         state = {"username": USERNAME, "password": secrets.token_urlsafe(12)}
         instance.create_owner(state["password"])
-        args.state.write_text(json.dumps(state, indent=2))
+        state_path.write_text(json.dumps(state, indent=2))
+        state_path.chmod(0o600)
     elif "password" not in state:
-        sys.exit(
-            f"{args.url} was onboarded without {args.state}; remove config/.storage"
+        raise BootstrapError(
+            f"{url} was onboarded without {state_path}: remove the config "
+            "folder's .storage/ to start over"
         )
     else:
         instance.login(state["password"])
     if "webhook_url" not in state:
+        instance.wait_for_entity(CAMERA, wait)
         state.update(instance.add_share())
-        args.state.write_text(json.dumps(state, indent=2))
-        args.state.chmod(0o600)
+        state_path.write_text(json.dumps(state, indent=2))
+    return state
+
+
+def _print_state(url: str, state: dict[str, Any]) -> None:
     print(
         f"""
-  Home Assistant  {args.url}
+  Home Assistant  {url}
   Login           {state["username"]} / {state["password"]}
   Webhook URL     {state["webhook_url"]}
   Key (whsec_)    {state["key"]}
@@ -182,8 +204,36 @@ def main(argv: list[str] | None = None) -> int:
     scripts/city activate --url {state["webhook_url"]} \\
         --lat 32.2990 --lon -90.1848 --play
     scripts/city end --url {state["webhook_url"]} --activation-id <id>
-"""
+""",
+        flush=True,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Bootstrap, then print what a developer needs; a failure is one line."""
+    parser = argparse.ArgumentParser(prog="python -m tools.demo")
+    parser.add_argument("--url", default="http://127.0.0.1:8123")
+    parser.add_argument("--state", type=Path, default=Path("config/demo.json"))
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=180,
+        help="seconds to wait for the demo doorbell's camera (default 180)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        state = bootstrap(args.url, args.state, args.wait)
+    except BootstrapError as err:
+        print(f"tools.demo: {err}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as err:
+        detail = ""
+        if isinstance(err, httpx.HTTPStatusError):
+            with contextlib.suppress(ValueError):
+                detail = f": {err.response.json()}"
+        print(f"tools.demo: {type(err).__name__}: {err}{detail}", file=sys.stderr)
+        return 1
+    _print_state(args.url, state)
     return 0
 
 

@@ -13,63 +13,17 @@ from aiohttp import web
 import av
 from homeassistant.components.camera import Camera
 from homeassistant.components.camera.const import CameraEntityFeature
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.http import HomeAssistantView
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 from homeassistant.util import dt as dt_util
-import numpy as np
-from PIL import Image, ImageDraw
 
-FPS = 15
-SECONDS = 30
-WIDTH, HEIGHT = 640, 360
+from .clip import FPS, SECONDS, Stopped, draw, generate_clip
+
 LIVE_PATH = "/api/demo_doorbell/live.ts"
 LOOPBACK = {"127.0.0.1", "::1"}
-
-
-def _draw(index: int) -> Image.Image:
-    """One frame: moving colour bars, the clip clock, a caption."""
-    x = np.arange(WIDTH)
-    pixels = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
-    phase = (x + index * 6) % WIDTH
-    pixels[:, :, 0] = (phase * 255 // WIDTH).astype(np.uint8)
-    pixels[:, :, 1] = ((WIDTH - phase) * 255 // WIDTH).astype(np.uint8)
-    pixels[:, :, 2] = 96
-    image = Image.fromarray(pixels, "RGB")
-    draw = ImageDraw.Draw(image)
-    seconds = index / FPS
-    draw.rectangle((20, 20, 620, 120), fill=(0, 0, 0))
-    draw.text((36, 28), "RTCC demo doorbell", fill=(255, 255, 255), font_size=28)
-    draw.text(
-        (36, 64),
-        f"clip time {int(seconds // 60):02d}:{seconds % 60:04.1f}",
-        fill=(255, 220, 0),
-        font_size=40,
-    )
-    return image
-
-
-def generate_clip(path: Path) -> Path:
-    """Encode the clip once: H.264, a keyframe every second, no audio."""
-    if path.exists():
-        return path
-    partial = path.with_suffix(".partial.mp4")
-    with av.open(str(partial), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.codec_context.gop_size = FPS
-        stream.codec_context.options = {
-            "bf": "0",
-            "sc_threshold": "0",
-            "preset": "veryfast",
-        }
-        for index in range(SECONDS * FPS):
-            frame = av.VideoFrame.from_image(_draw(index))
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    partial.replace(path)
-    return path
 
 
 class _QueueWriter(io.RawIOBase):
@@ -174,12 +128,27 @@ async def async_setup_platform(
     async_add_entities: AddEntitiesCallback,
     discovery_info: DiscoveryInfoType | None = None,
 ) -> None:
-    """Generate the clip (once), serve it, and add the camera."""
-    clip = await hass.async_add_executor_job(
-        generate_clip, Path(hass.config.path("demo_doorbell.mp4"))
-    )
-    hass.http.register_view(LiveView(clip))
-    async_add_entities([DemoDoorbell(hass)])
+    """Add the camera once its clip exists, without holding up the start."""
+    path = Path(hass.config.path("demo_doorbell.mp4"))
+    stop = threading.Event()
+
+    @callback
+    def _stopping(_: Event) -> None:
+        stop.set()
+
+    hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stopping)
+
+    async def _offer() -> None:
+        # The first start encodes the clip (seconds); the camera appears
+        # only when it can stream, so nobody picks a camera that cannot.
+        try:
+            clip = await hass.async_add_executor_job(generate_clip, path, stop)
+        except Stopped:
+            return
+        hass.http.register_view(LiveView(clip))
+        async_add_entities([DemoDoorbell(hass)])
+
+    hass.async_create_background_task(_offer(), "demo_doorbell clip")
 
 
 class DemoDoorbell(Camera):
@@ -205,5 +174,5 @@ class DemoDoorbell(Camera):
         """Return the test pattern at the current clip time."""
         index = int(dt_util.utcnow().timestamp() * FPS) % (SECONDS * FPS)
         buffer = io.BytesIO()
-        _draw(index).save(buffer, "JPEG")
+        draw(index).save(buffer, "JPEG")
         return buffer.getvalue()
