@@ -105,6 +105,73 @@ def _unavailable(err: OSError) -> AuditUnavailableError:
     )
 
 
+def _prune_file(path: Path, tail: Tail, cutoff: str) -> tuple[int, Tail]:
+    """Atomically rewrite a log without its records older than cutoff.
+
+    Return how many were removed and where the chain now continues.
+    """
+    with path.open("rb") as src:
+        if not (result := verify(src, tail.end)).valid:
+            _LOGGER.warning(
+                "Not pruning audit log %s: it fails verification at seq %s",
+                path,
+                result.first_bad_seq,
+            )
+            return 0, tail
+        rows = lines(src, tail.end)
+        last: dict[str, Any] | None = None
+        removed = 0
+        first_kept = b""
+        for index, line in enumerate(rows):
+            # Every line parses: the log verified.
+            if (old := parse(line)) is None or str(old.get("ts")) >= cutoff:
+                first_kept = line
+                break
+            if index == 0 and is_anchor(old, line):
+                continue
+            last, removed = old, removed + 1
+        if last is None:
+            return 0, tail
+        anchor = canonical(
+            {
+                "event": AuditEvent.PRUNED,
+                "seq": last["seq"],
+                "hash": last["hash"],
+                "ts": last.get("ts"),
+                "removed": removed,
+            }
+        )
+        record, line = build(
+            tail.seq + 1,
+            tail.hash,
+            AuditEvent.PRUNED,
+            {
+                "removed": removed,
+                "through_seq": last["seq"],
+                "older_than": cutoff,
+                "anchor_sha256": sha256(anchor + b"\n"),
+            },
+        )
+        tmp = path.with_name(f"{path.name}.tmp")
+        try:
+            with tmp.open("wb") as out:
+                tmp.chmod(0o600)
+                out.write(anchor + b"\n" + first_kept)
+                out.writelines(rows)
+                out.write(line)
+                out.flush()
+                os.fsync(out.fileno())
+                size = out.tell()
+            tmp.replace(path)
+        except OSError:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+    _fsync_dir(path.parent)
+    _LOGGER.info("Pruned %d records from audit log %s", removed, path)
+    return removed, Tail(record.seq, record.hash, size)
+
+
 class AuditLog:
     """The hash-chained audit log of one config entry."""
 
@@ -205,12 +272,13 @@ class AuditLog:
         async with self._lock:
             tail = await self._async_ensure_open()
             try:
-                return await self._hass.async_add_executor_job(
-                    self._prune_sync, tail, cutoff
+                removed, self._tail = await self._hass.async_add_executor_job(
+                    _prune_file, self.path, tail, cutoff
                 )
             except OSError as err:
                 _LOGGER.error("Cannot prune the audit log %s: %s", self.path, err)
                 raise _unavailable(err) from err
+        return removed
 
     @callback
     def async_track_retention(self, days: Callable[[], int]) -> CALLBACK_TYPE:
@@ -347,67 +415,3 @@ class AuditLog:
             name,
         )
         return {"bytes": len(torn), "sha256": sha256(torn), "side_file": name}
-
-    def _prune_sync(self, tail: Tail, cutoff: str) -> int:
-        """Atomically rewrite the log without its records older than cutoff."""
-        with self.path.open("rb") as src:
-            if not (result := verify(src, tail.end)).valid:
-                _LOGGER.warning(
-                    "Not pruning audit log %s: it fails verification at seq %s",
-                    self.path,
-                    result.first_bad_seq,
-                )
-                return 0
-            rows = lines(src, tail.end)
-            last: dict[str, Any] | None = None
-            removed = 0
-            first_kept = b""
-            for index, line in enumerate(rows):
-                # Every line parses: the log verified.
-                if (old := parse(line)) is None or str(old.get("ts")) >= cutoff:
-                    first_kept = line
-                    break
-                if index == 0 and is_anchor(old, line):
-                    continue
-                last, removed = old, removed + 1
-            if last is None:
-                return 0
-            anchor = canonical(
-                {
-                    "event": AuditEvent.PRUNED,
-                    "seq": last["seq"],
-                    "hash": last["hash"],
-                    "ts": last.get("ts"),
-                    "removed": removed,
-                }
-            )
-            record, line = build(
-                tail.seq + 1,
-                tail.hash,
-                AuditEvent.PRUNED,
-                {
-                    "removed": removed,
-                    "through_seq": last["seq"],
-                    "older_than": cutoff,
-                    "anchor_sha256": sha256(anchor + b"\n"),
-                },
-            )
-            tmp = self.path.with_name(f"{self.path.name}.tmp")
-            try:
-                with tmp.open("wb") as out:
-                    tmp.chmod(0o600)
-                    out.write(anchor + b"\n" + first_kept)
-                    out.writelines(rows)
-                    out.write(line)
-                    out.flush()
-                    os.fsync(out.fileno())
-                    size = out.tell()
-                tmp.replace(self.path)
-            except OSError:
-                with suppress(OSError):
-                    tmp.unlink(missing_ok=True)
-                raise
-        _fsync_dir(self.path.parent)
-        self._tail = Tail(record.seq, record.hash, size)
-        _LOGGER.info("Pruned %d records from audit log %s", removed, self.path)
-        return removed
