@@ -1,5 +1,6 @@
 """Config, options and reconfigure flows, every error and abort."""
 
+import base64
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
@@ -20,7 +21,7 @@ from custom_components.rtcc_share.const import (
     DOMAIN,
 )
 
-from .common import CITY_PUBLIC_KEY, SECRET
+from .common import CITY_PUBLIC_KEY, SECRET, SMALL_ORDER_POINTS
 from .conftest import CAMERA, SourceCamera
 
 USER_INPUT = {CONF_CAMERA_ENTITY_ID: CAMERA, CONF_AGENCY_NAME: "Jackson PD RTCC"}
@@ -153,6 +154,62 @@ async def test_key_errors(
         result["flow_id"], {"key_mode": "public_key", CONF_VERIFICATION_KEY: key}
     )
     assert result["errors"] == {CONF_VERIFICATION_KEY: error}
+
+
+SMALL_ORDER_KEYS = [
+    "whpk_" + base64.b64encode(point).decode() for point in SMALL_ORDER_POINTS
+]
+# y = 2 has no x on the curve; y = p + 1 is the identity written non-canonically.
+INVALID_POINT_KEYS = [
+    "whpk_" + base64.b64encode((2).to_bytes(32, "little")).decode(),
+    "whpk_" + base64.b64encode((2**255 - 18).to_bytes(32, "little")).decode(),
+]
+WEAK_SECRETS = [
+    "whsec_" + base64.b64encode(bytes(32)).decode(),
+    "whsec_" + base64.b64encode(bytes(range(15)) * 2).decode(),
+    # 16 distinct bytes, but a 20-byte pattern repeated.
+    "whsec_" + base64.b64encode((bytes(range(20)) * 3)[:48]).decode(),
+]
+
+
+UNSAFE_KEYS = pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        *((key, "weak_public_key") for key in SMALL_ORDER_KEYS),
+        *((key, "invalid_public_key") for key in INVALID_POINT_KEYS),
+        *((key, "weak_secret") for key in WEAK_SECRETS),
+    ],
+)
+
+
+@UNSAFE_KEYS
+async def test_small_order_invalid_point_or_weak_secret_refused(
+    hass: HomeAssistant, camera: SourceCamera, key: str, error: str
+) -> None:
+    """Keys anyone could forge with, or that verify nothing, are refused."""
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "public_key", CONF_VERIFICATION_KEY: key}
+    )
+    assert result["errors"] == {CONF_VERIFICATION_KEY: error}
+
+
+@UNSAFE_KEYS
+async def test_reconfigure_to_small_order_key_or_weak_secret_refused(
+    hass: HomeAssistant, integration: MockConfigEntry, key: str, error: str
+) -> None:
+    """Reconfiguring to an unsafe key is refused; the entry keeps its key."""
+    result = await integration.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_AGENCY_NAME: "Jackson PD RTCC",
+            "key_mode": "public_key",
+            CONF_VERIFICATION_KEY: key,
+        },
+    )
+    assert result["errors"] == {CONF_VERIFICATION_KEY: error}
+    assert integration.data[CONF_VERIFICATION_KEY] == SECRET
 
 
 async def test_already_configured(

@@ -26,7 +26,15 @@ from custom_components.rtcc_share.const import (
     EVENT_REFUSED,
 )
 
-from .common import CITY_PUBLIC_KEY, HOME, City, ended, requested
+from .common import (
+    CITY_PUBLIC_KEY,
+    HOME,
+    ZERO_PUBLIC_KEY,
+    City,
+    ended,
+    forge_for_zero_key,
+    requested,
+)
 from .conftest import WEBHOOK_ID, SourceCamera
 
 CONSENT = "switch.front_door_consent_to_share"
@@ -113,6 +121,21 @@ async def test_grant_with_ed25519(hass: HomeAssistant, post: Post) -> None:
     await consent(hass)
     status, body = await post(requested())
     assert status == 201, body
+
+
+@pytest.mark.parametrize("verification_key", [ZERO_PUBLIC_KEY])
+async def test_forged_signature_with_all_zero_key_refused(
+    hass: HomeAssistant, post: Post
+) -> None:
+    """An entry pinned to the all-zero key: a small-order-R, S = 0 forgery gets 401."""
+    await consent(hass)
+    body = json.dumps(requested()).encode()
+    forged = forge_for_zero_key(body, int(dt_util.utcnow().timestamp()))
+    assert await post(body=body, headers=forged) == (
+        401,
+        {"error": "invalid_signature"},
+    )
+    assert hass.states.get("binary_sensor.front_door_live_share").state == "off"
 
 
 @pytest.mark.parametrize(

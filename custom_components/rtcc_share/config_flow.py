@@ -46,7 +46,7 @@ from .const import (
     OPTION_RANGES,
     SECRET_PREFIX,
 )
-from .signature import InvalidKeyError, generate_secret, parse_key
+from .signature import InvalidKeyError, check_new_key, generate_secret
 
 CONF_KEY_MODE = "key_mode"
 KEY_MODE_GENERATE = "generate"
@@ -84,7 +84,7 @@ def _validate_key(user_input: Mapping[str, Any], errors: dict[str, str]) -> str 
         errors[CONF_VERIFICATION_KEY] = "key_required"
         return None
     try:
-        parse_key(key)
+        check_new_key(key)
     except InvalidKeyError as err:
         errors[CONF_VERIFICATION_KEY] = err.reason
         return None
