@@ -2,6 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+import gzip
 import json
 from typing import Any
 
@@ -203,6 +204,42 @@ async def test_transport_errors(hass: HomeAssistant, post: Post, city: City) -> 
         415,
         {"error": "unsupported_media_type"},
     )
+
+
+SIGNED_JSON = json.dumps(requested()).encode()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", b"not gzip at all"),
+        ("deflate", b"not deflate at all"),
+    ],
+    ids=["gzip", "deflate"],
+)
+async def test_broken_content_encoding_is_a_400_not_a_500(
+    hass: HomeAssistant,
+    post: Post,
+    city: City,
+    integration: MockConfigEntry,
+    encoding: str,
+    body: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An undecodable body: 400 invalid_payload, counted and logged as a rejection."""
+    headers = {**city.headers(SIGNED_JSON), "Content-Encoding": encoding}
+    for _ in range(3):
+        status, answer = await post(body=body, headers=headers)
+        assert (status, answer["error"]) == (400, "invalid_payload")
+        assert answer["detail"] == "body: the Content-Encoding cannot be decoded"
+    # gzip cut short decodes to a prefix of the signed body: its signature fails.
+    truncated = gzip.compress(SIGNED_JSON)[:-12]
+    assert await post(
+        body=truncated, headers={**headers, "Content-Encoding": "gzip"}
+    ) == (401, {"error": "invalid_signature"})
+    assert integration.runtime_data.session.rejected_requests == 4
+    assert "ERROR" not in caplog.text
+    assert caplog.text.count("Rejected unauthenticated activation requests") == 1
 
 
 @pytest.mark.parametrize(

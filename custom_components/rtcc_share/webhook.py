@@ -49,6 +49,7 @@ TYPE_REQUESTED: Final = "activation.requested"
 TYPE_ENDED: Final = "activation.ended"
 JSON_TYPE: Final = "application/json"
 OPERATOR_NAME_MAX_LEN: Final = 128
+UNDECODABLE_BODY: Final = "body: the Content-Encoding cannot be decoded"
 
 
 def _text(max_len: int, min_len: int = 1) -> probatio.All[Any]:
@@ -221,17 +222,27 @@ def _error(http_status: HTTPStatus, error: str, **extra: Any) -> web.Response:
 
 
 async def _read_bounded(request: web.Request) -> bytes | None:
-    """Read at most MAX_BODY_BYTES; None when the body is larger."""
+    """Read at most MAX_BODY_BYTES; None when the body is larger.
+
+    Raise InvalidPayloadError when aiohttp cannot undo the Content-Encoding
+    (invalid or truncated gzip or deflate).
+    """
     declared = getattr(request, "content_length", None)
     if declared is not None and declared > MAX_BODY_BYTES:
         return None
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
+    try:
+        while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return None
+    except web.RequestPayloadError as err:
+        # Marked read, or aiohttp would drain it after the answer and log the
+        # decoding error again at ERROR level.
+        request.content.feed_eof()
+        raise InvalidPayloadError(UNDECODABLE_BODY) from err
     return b"".join(chunks)
 
 
@@ -246,7 +257,15 @@ async def async_handle_webhook(
     entry: RtccShareConfigEntry, request: web.Request
 ) -> web.Response:
     """Answer one city request with the contract's response."""
-    body = await _read_bounded(request)
+    try:
+        body = await _read_bounded(request)
+    except InvalidPayloadError as err:
+        # Before authentication: counted and logged like any unsigned request.
+        entry.runtime_data.session.async_note_rejection()
+        response = _error(HTTPStatus.BAD_REQUEST, "invalid_payload", detail=err.detail)
+        # aiohttp's parser cannot read past the broken body.
+        response.force_close()
+        return response
     if body is None:
         return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large")
     if not _is_json(request):
