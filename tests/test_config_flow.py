@@ -3,7 +3,7 @@
 import base64
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
@@ -22,7 +22,7 @@ from custom_components.rtcc_share.const import (
 )
 
 from .common import CITY_PUBLIC_KEY, SECRET, SMALL_ORDER_POINTS
-from .conftest import CAMERA, SourceCamera
+from .conftest import CAMERA, EXTERNAL_URL, SourceCamera
 
 USER_INPUT = {CONF_CAMERA_ENTITY_ID: CAMERA, CONF_AGENCY_NAME: "Jackson PD RTCC"}
 
@@ -83,6 +83,51 @@ async def test_webhook_path_when_no_url(
         result["flow_id"], {"key_mode": "generate"}
     )
     assert result["description_placeholders"]["webhook_url"].startswith("/api/webhook/")
+    assert result["description"] == "webhook_path_only"
+
+
+async def test_setup_never_shows_an_internal_webhook_url(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """Only an internal URL: the path with its note, not the internal address."""
+    await hass.config.async_update(
+        external_url=None, internal_url="http://192.168.1.20:8123"
+    )
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    webhook_id = result["data"][CONF_WEBHOOK_ID]
+    assert result["description"] == "webhook_path_only"
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"/api/webhook/{webhook_id}"
+    )
+    # The reconfigure step shows the same, with its own note.
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_RECONFIGURE, "entry_id": result["result"].entry_id},
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_AGENCY_NAME: "Jackson PD RTCC", "key_mode": "generate"}
+    )
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"/api/webhook/{webhook_id}"
+    )
+
+
+async def test_setup_shows_the_external_webhook_url(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """With an external URL the whole webhook URL is shown, with the usual text."""
+    await hass.config.async_update(internal_url="http://192.168.1.20:8123")
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    assert result["description"] is None
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"{EXTERNAL_URL}/api/webhook/{result['data'][CONF_WEBHOOK_ID]}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,12 @@ from pathlib import Path
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.rtcc_share.const import DOMAIN
 
-from .conftest import WEBHOOK_ID, SourceCamera
+from .conftest import CAMERA, EXTERNAL_URL, WEBHOOK_ID, SourceCamera
 
 
 async def test_setup_creates_entities_on_one_device(
@@ -63,3 +63,28 @@ async def test_unwritable_audit_log_retries_setup(
     assert not await hass.config_entries.async_setup(config_entry.entry_id)
     assert config_entry.state is ConfigEntryState.SETUP_RETRY
     assert WEBHOOK_ID not in hass.data.get("webhook", {})
+
+
+async def test_no_external_url_raises_a_repair_at_setup(
+    hass: HomeAssistant, camera: SourceCamera, config_entry: MockConfigEntry
+) -> None:
+    """No external HTTPS URL to give the city: a repair, until there is one."""
+    issues = ir.async_get(hass)
+    issue_id = f"no_external_url_{config_entry.entry_id}"
+    await hass.config.async_update(
+        external_url=None, internal_url="http://192.168.1.20:8123"
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "no_external_url"
+    assert issue.translation_placeholders == {"camera": CAMERA}
+    await hass.config.async_update(external_url=EXTERNAL_URL)
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is None
+    await hass.config.async_update(external_url=None)
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is not None
+    assert await hass.config_entries.async_remove(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is None

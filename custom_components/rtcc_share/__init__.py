@@ -1,14 +1,16 @@
 """Share a doorbell camera with a city's Real Time Crime Center, on the resident's terms."""
 
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_CORE_CONFIG_UPDATE, Platform
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
+from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.typing import ConfigType
 
 from . import stream_share, webhook
 from .audit import AuditLog, AuditUnavailableError
 from .const import (
+    CONF_ALLOW_HTTP_STREAM_URL,
     CONF_AUDIT_RETENTION_DAYS,
     CONF_CAMERA_ENTITY_ID,
     CONF_VERIFICATION_KEY,
@@ -65,6 +67,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     webhook.async_register(hass, entry)
+    _async_check_external_url(hass, entry)
+
+    @callback
+    def _core_config_updated(_event: Event) -> None:
+        _async_check_external_url(hass, entry)
+
+    entry.async_on_unload(
+        hass.bus.async_listen(EVENT_CORE_CONFIG_UPDATE, _core_config_updated)
+    )
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     entry.async_on_unload(
         audit.async_track_retention(
@@ -72,6 +83,31 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
         )
     )
     return True
+
+
+@callback
+def _async_check_external_url(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:
+    """Raise the no_external_url repair while the city can be given no HTTPS URL.
+
+    The same issue the grant raises when it must refuse for that reason.
+    """
+    issue_id = f"no_external_url_{entry.entry_id}"
+    try:
+        get_url(hass, allow_internal=False, allow_ip=False, require_ssl=True)
+    except NoURLAvailableError:
+        # In lab mode a plain-HTTP URL may do; the grant decides then.
+        if not entry.options.get(CONF_ALLOW_HTTP_STREAM_URL, False):
+            ir.async_create_issue(
+                hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key="no_external_url",
+                translation_placeholders={"camera": entry.data[CONF_CAMERA_ENTITY_ID]},
+            )
+        return
+    ir.async_delete_issue(hass, DOMAIN, issue_id)
 
 
 async def _async_entry_updated(
@@ -106,6 +142,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -
 
 async def async_remove_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:
     """Delete the entry's stored state; the audit log stays with the resident."""
+    ir.async_delete_issue(hass, DOMAIN, f"no_external_url_{entry.entry_id}")
     await SeenIdStore(hass, entry.entry_id).async_remove()
     await ShareSession(
         hass, entry.entry_id, AuditLog(hass, entry.entry_id)

@@ -111,19 +111,24 @@ async def _async_validate_camera(hass: HomeAssistant, entity_id: str) -> str | N
     return None
 
 
-def _webhook_url(hass: HomeAssistant, webhook_id: str) -> str:
+def _webhook_url(hass: HomeAssistant, webhook_id: str) -> str | None:
+    """Return the webhook's external URL; never an internal address for the city."""
     try:
-        return webhook.async_generate_url(hass, webhook_id)
+        return webhook.async_generate_url(hass, webhook_id, allow_internal=False)
     except NoURLAvailableError:
-        return webhook.async_generate_path(webhook_id)
+        return None
 
 
 def _hand_over_placeholders(
     hass: HomeAssistant, webhook_id: str, key: str
 ) -> dict[str, str]:
-    """What the resident hands to the city; a public key is the city's own."""
+    """What the resident hands to the city; a public key is the city's own.
+
+    Without an external URL only the path is shown; the texts say so.
+    """
     return {
-        "webhook_url": _webhook_url(hass, webhook_id),
+        "webhook_url": _webhook_url(hass, webhook_id)
+        or webhook.async_generate_path(webhook_id),
         "secret": key if key.startswith(SECRET_PREFIX) else "-",
     }
 
@@ -192,6 +197,9 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_VERIFICATION_KEY: key,
                 },
                 options=dict(DEFAULT_OPTIONS),
+                description=(
+                    None if _webhook_url(self.hass, webhook_id) else "webhook_path_only"
+                ),
                 description_placeholders=_hand_over_placeholders(
                     self.hass, webhook_id, key
                 ),
