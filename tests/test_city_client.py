@@ -15,6 +15,7 @@ from standardwebhooks import Webhook
 
 from custom_components.rtcc_share.const import (
     CONF_ALLOW_HTTP_STREAM_URL,
+    CONF_REQUIRE_RECIPIENT,
     DEFAULT_OPTIONS,
 )
 from custom_components.rtcc_share.signature import (
@@ -169,6 +170,25 @@ def test_build_requested_and_ended() -> None:
     )
     with pytest.raises(ValueError):
         client.encode(near_home(lat=float("nan")))
+
+
+def test_messages_name_their_recipient() -> None:
+    """The webhook id is the URL's last path segment; both messages carry it."""
+    for url in (
+        f"https://home.example.org{PATH}",
+        f"https://home.example.org{PATH}/",
+        f"http://127.0.0.1:8124{PATH}?x=1",
+    ):
+        assert client.recipient_of(url) == WEBHOOK_ID
+    assert near_home(recipient=WEBHOOK_ID)["recipient"] == WEBHOOK_ID
+    assert client.build_ended(
+        activation_id="A-1", operator_id="op-2", recipient=WEBHOOK_ID
+    ) == {
+        "type": "activation.ended",
+        "activation_id": "A-1",
+        "operator": {"id": "op-2"},
+        "recipient": WEBHOOK_ID,
+    }
 
 
 def test_generated_ids() -> None:
@@ -397,6 +417,28 @@ async def test_cli_against_home_assistant(
     code, out, _ = await run("end", "--url", url, "--activation-id", "NEVER")
     assert code == 1
     assert out.startswith("HTTP 404 Not Found\n")
+
+
+@pytest.mark.parametrize(
+    ("verification_key", "entry_options"),
+    [(PUBLIC_KEY, {**DEFAULT_OPTIONS, CONF_REQUIRE_RECIPIENT: True})],
+)
+async def test_cli_accepted_where_a_recipient_is_required(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The client always addresses its messages, so a home requiring it accepts them."""
+    http = await hass_client_no_auth()
+    url = str(http.make_url(PATH))
+    await consent_on(hass)
+    argv = ["--url", url, "--key", PRIVATE_KEY, "--activation-id", "CLI-18"]
+    activate = [*argv, *home_args()]
+    assert await hass.async_add_executor_job(main, ["activate", *activate]) == 0
+    assert capsys.readouterr().out.startswith("HTTP 201 Created\n")
+    assert await hass.async_add_executor_job(main, ["end", *argv]) == 0
+    assert capsys.readouterr().out.startswith("HTTP 200 OK\n")
 
 
 async def test_cli_empty_answer_is_a_failure(

@@ -15,6 +15,7 @@ from custom_components.rtcc_share.const import (
     CONF_CAMERA_ENTITY_ID,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
+    CONF_REQUIRE_RECIPIENT,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     DEFAULT_OPTIONS,
@@ -51,7 +52,8 @@ async def test_user_flow_with_city_public_key(
     data = result["data"]
     assert data[CONF_VERIFICATION_KEY] == CITY_PUBLIC_KEY
     assert len(data[CONF_WEBHOOK_ID]) == 64
-    assert result["options"] == DEFAULT_OPTIONS
+    # A pinned city key: messages must name this entry's webhook.
+    assert result["options"] == {**DEFAULT_OPTIONS, CONF_REQUIRE_RECIPIENT: True}
     assert result["result"].unique_id == CAMERA
     placeholders = result["description_placeholders"]
     assert placeholders["webhook_url"].endswith(f"/api/webhook/{data[CONF_WEBHOOK_ID]}")
@@ -70,6 +72,7 @@ async def test_user_flow_generates_secret(
     secret = result["data"][CONF_VERIFICATION_KEY]
     assert secret.startswith("whsec_")
     assert result["description_placeholders"]["secret"] == secret
+    assert result["options"][CONF_REQUIRE_RECIPIENT] is False
 
 
 async def test_webhook_path_when_no_url(

@@ -35,6 +35,7 @@ from .const import (
     CONF_ALLOWED_INCIDENT_TYPES,
     CONF_CAMERA_ENTITY_ID,
     CONF_NOTIFY_TARGETS,
+    CONF_REQUIRE_RECIPIENT,
     CONF_SHARE_AUDIO,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
@@ -44,6 +45,7 @@ from .const import (
     INCIDENT_TYPE_MAX_LEN,
     INCIDENT_TYPE_PATTERN,
     OPTION_RANGES,
+    PUBLIC_KEY_PREFIX,
     SECRET_PREFIX,
 )
 from .signature import InvalidKeyError, check_new_key, generate_secret
@@ -196,7 +198,12 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_WEBHOOK_ID: webhook_id,
                     CONF_VERIFICATION_KEY: key,
                 },
-                options=dict(DEFAULT_OPTIONS),
+                # A city key may be pinned by many homes: require messages
+                # addressed to this one, so none can be replayed elsewhere.
+                options={
+                    **DEFAULT_OPTIONS,
+                    CONF_REQUIRE_RECIPIENT: key.startswith(PUBLIC_KEY_PREFIX),
+                },
                 description=(
                     None if _webhook_url(self.hass, webhook_id) else "webhook_path_only"
                 ),
@@ -277,6 +284,7 @@ def _options_schema() -> probatio.Schema:
         SelectSelectorConfig(options=[], multiple=True, custom_value=True)
     )
     fields[probatio.Required(CONF_ALLOW_HTTP_STREAM_URL)] = BooleanSelector()
+    fields[probatio.Required(CONF_REQUIRE_RECIPIENT)] = BooleanSelector()
     return probatio.Schema(fields)
 
 

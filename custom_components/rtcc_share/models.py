@@ -53,6 +53,8 @@ class ActivationRequest:
     operator: Operator
     legal_basis: str
     requested_duration_s: int | None = None
+    # The webhook id the city signed the message for (contract 1.1), if any.
+    recipient: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +63,8 @@ class ActivationEnd:
 
     activation_id: str
     operator: Operator
+    # The webhook id the city signed the message for (contract 1.1), if any.
+    recipient: str | None = None
 
 
 class RefusalReason(StrEnum):

@@ -7,6 +7,7 @@ is turned into the contract's JSON response here.
 """
 
 from collections.abc import Callable
+import hmac
 from http import HTTPStatus
 import json
 import logging
@@ -22,6 +23,7 @@ from homeassistant.util import dt as dt_util
 import probatio
 
 from .const import (
+    CONF_REQUIRE_RECIPIENT,
     CONF_WEBHOOK_ID,
     DOMAIN,
     ID_PATTERN,
@@ -49,6 +51,7 @@ TYPE_REQUESTED: Final = "activation.requested"
 TYPE_ENDED: Final = "activation.ended"
 JSON_TYPE: Final = "application/json"
 OPERATOR_NAME_MAX_LEN: Final = 128
+RECIPIENT_MAX_LEN: Final = 128
 UNDECODABLE_BODY: Final = "body: the Content-Encoding cannot be decoded"
 
 
@@ -96,6 +99,8 @@ def _truncated(max_len: int) -> Callable[[Any], str]:
 
 
 _ID = probatio.All(str, probatio.Match(re.compile(ID_PATTERN)))
+# The webhook id the message is meant for; compared, never stored or logged.
+_RECIPIENT = _text(RECIPIENT_MAX_LEN)
 _OPERATOR = probatio.Schema(
     {
         probatio.Required("id"): _text(128),
@@ -131,6 +136,7 @@ REQUESTED_SCHEMA: Final = probatio.Schema(
         probatio.Optional("requested_duration_s"): _integer(
             MIN_REQUESTED_DURATION_S, MAX_REQUESTED_DURATION_S
         ),
+        probatio.Optional("recipient"): _RECIPIENT,
     },
     extra=probatio.REMOVE_EXTRA,
 )
@@ -139,6 +145,7 @@ ENDED_SCHEMA: Final = probatio.Schema(
         probatio.Required("type"): TYPE_ENDED,
         probatio.Required("activation_id"): _ID,
         probatio.Required("operator"): _OPERATOR,
+        probatio.Optional("recipient"): _RECIPIENT,
     },
     extra=probatio.REMOVE_EXTRA,
 )
@@ -189,8 +196,11 @@ def parse_payload(body: bytes) -> ActivationRequest | ActivationEnd:
         field = ".".join(str(part) for part in error.path) or "body"
         raise InvalidPayloadError(f"{field}: {error.error_message}") from err
     operator = Operator(id=valid["operator"]["id"], name=valid["operator"].get("name"))
+    recipient = valid.get("recipient")
     if valid["type"] == TYPE_ENDED:
-        return ActivationEnd(activation_id=valid["activation_id"], operator=operator)
+        return ActivationEnd(
+            activation_id=valid["activation_id"], operator=operator, recipient=recipient
+        )
     incident = valid["incident"]
     return ActivationRequest(
         activation_id=valid["activation_id"],
@@ -204,6 +214,7 @@ def parse_payload(body: bytes) -> ActivationRequest | ActivationEnd:
         operator=operator,
         legal_basis=valid["legal_basis"],
         requested_duration_s=valid.get("requested_duration_s"),
+        recipient=recipient,
     )
 
 
@@ -244,6 +255,29 @@ async def _read_bounded(request: web.Request) -> bytes | None:
         request.content.feed_eof()
         raise InvalidPayloadError(UNDECODABLE_BODY) from err
     return b"".join(chunks)
+
+
+async def _async_check_recipient(
+    entry: RtccShareConfigEntry, payload: ActivationRequest | ActivationEnd
+) -> web.Response | None:
+    """Refuse a message signed for another home, or unaddressed when required.
+
+    A captured message is then worthless at every other home pinning the
+    same city key. The webhook id itself is never logged or audited.
+    """
+    recipient = payload.recipient
+    if recipient is None:
+        if not entry.options.get(CONF_REQUIRE_RECIPIENT, False):
+            return None
+    elif hmac.compare_digest(recipient.encode(), entry.data[CONF_WEBHOOK_ID].encode()):
+        return None
+    session = entry.runtime_data.session
+    request = payload if isinstance(payload, ActivationRequest) else None
+    if recipient is None:
+        await session.async_record_refusal("recipient_required", request)
+        return _error(HTTPStatus.UNAUTHORIZED, "recipient_required")
+    await session.async_record_refusal("wrong_recipient", request)
+    return _error(HTTPStatus.UNAUTHORIZED, "wrong_recipient")
 
 
 def _is_json(request: web.Request) -> bool:
@@ -298,6 +332,8 @@ async def async_handle_webhook(
     except InvalidPayloadError as err:
         await session.async_record_refusal("invalid_payload")
         return _error(HTTPStatus.BAD_REQUEST, "invalid_payload", detail=err.detail)
+    if (refused := await _async_check_recipient(entry, payload)) is not None:
+        return refused
     try:
         if isinstance(payload, ActivationEnd):
             await session.async_end_by_city(payload)

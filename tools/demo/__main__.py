@@ -13,6 +13,7 @@ from pathlib import Path
 import secrets
 import sys
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -139,7 +140,9 @@ class Instance:
         )
         return {
             "entry_id": entry_id,
-            "webhook_url": placeholders["webhook_url"],
+            # Without an external URL the flow shows only the path; the lab
+            # city reaches the instance on its loopback address.
+            "webhook_url": urljoin(self.base, placeholders["webhook_url"]),
             "key": placeholders["secret"],
         }
 
