@@ -184,26 +184,6 @@ async def test_camera_turned_off(hass: HomeAssistant, camera: SourceCamera) -> N
     assert result["errors"] == {CONF_CAMERA_ENTITY_ID: "camera_not_found"}
 
 
-@pytest.mark.parametrize(
-    ("key", "error"),
-    [
-        ("", "key_required"),
-        ("pk_abc", "invalid_prefix"),
-        ("whpk_not base64!", "invalid_base64"),
-        ("whpk_" + "A" * 40, "invalid_length"),
-    ],
-)
-async def test_key_errors(
-    hass: HomeAssistant, camera: SourceCamera, key: str, error: str
-) -> None:
-    """A malformed key is refused with the reason."""
-    result = await _start(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"key_mode": "public_key", CONF_VERIFICATION_KEY: key}
-    )
-    assert result["errors"] == {CONF_VERIFICATION_KEY: error}
-
-
 SMALL_ORDER_KEYS = [
     "whpk_" + base64.b64encode(point).decode() for point in SMALL_ORDER_POINTS
 ]
@@ -220,21 +200,30 @@ WEAK_SECRETS = [
 ]
 
 
-UNSAFE_KEYS = pytest.mark.parametrize(
+UNSAFE_KEYS = [
+    *((key, "weak_public_key") for key in SMALL_ORDER_KEYS),
+    *((key, "invalid_public_key") for key in INVALID_POINT_KEYS),
+    *((key, "weak_secret") for key in WEAK_SECRETS),
+]
+
+
+@pytest.mark.parametrize(
     ("key", "error"),
     [
-        *((key, "weak_public_key") for key in SMALL_ORDER_KEYS),
-        *((key, "invalid_public_key") for key in INVALID_POINT_KEYS),
-        *((key, "weak_secret") for key in WEAK_SECRETS),
+        ("", "key_required"),
+        ("pk_abc", "invalid_prefix"),
+        ("whpk_not base64!", "invalid_base64"),
+        ("whpk_" + "A" * 40, "invalid_length"),
+        *UNSAFE_KEYS,
     ],
 )
-
-
-@UNSAFE_KEYS
-async def test_small_order_invalid_point_or_weak_secret_refused(
+async def test_malformed_small_order_invalid_point_or_weak_key_refused(
     hass: HomeAssistant, camera: SourceCamera, key: str, error: str
 ) -> None:
-    """Keys anyone could forge with, or that verify nothing, are refused."""
+    """A malformed key, one anyone could forge with, or one that verifies nothing.
+
+    Each is refused with its reason.
+    """
     result = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"key_mode": "public_key", CONF_VERIFICATION_KEY: key}
@@ -242,7 +231,7 @@ async def test_small_order_invalid_point_or_weak_secret_refused(
     assert result["errors"] == {CONF_VERIFICATION_KEY: error}
 
 
-@UNSAFE_KEYS
+@pytest.mark.parametrize(("key", "error"), UNSAFE_KEYS)
 async def test_reconfigure_to_small_order_key_or_weak_secret_refused(
     hass: HomeAssistant, integration: MockConfigEntry, key: str, error: str
 ) -> None:

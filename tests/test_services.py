@@ -221,23 +221,20 @@ async def test_non_admin_user_cannot_read_the_audit_log(
     service: str,
 ) -> None:
     """A read-only user is refused every audit action; an admin is not."""
-    with pytest.raises(Unauthorized):
-        await hass.services.async_call(
+
+    async def call_as(user: MockUser) -> Any:
+        return await hass.services.async_call(
             DOMAIN,
             service,
             {"config_entry_id": integration.entry_id},
             blocking=True,
             return_response=True,
-            context=Context(user_id=hass_read_only_user.id),
+            context=Context(user_id=user.id),
         )
-    assert await hass.services.async_call(
-        DOMAIN,
-        service,
-        {"config_entry_id": integration.entry_id},
-        blocking=True,
-        return_response=True,
-        context=Context(user_id=hass_admin_user.id),
-    )
+
+    with pytest.raises(Unauthorized):
+        await call_as(hass_read_only_user)
+    assert await call_as(hass_admin_user)
 
 
 async def test_export_rejects_unknown_format(
