@@ -21,7 +21,7 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
-from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY
+from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY, ShareStream
 
 from .common import City, ended, requested
 from .conftest import CAMERA, EXTERNAL_URL, WEBHOOK_ID, SourceCamera
@@ -275,6 +275,14 @@ async def test_thousand_viewer_addresses_bounded_record_and_few_state_writes(
     assert len(record["viewers"]) == 51
     assert record["viewers"][-1]["other_addresses"] == 950
     assert len(json.dumps(record)) < 12_000
+
+
+def test_viewer_counted_before_anyone_listens() -> None:
+    """A request served before the session subscribes is counted, not lost."""
+    share = ShareStream(stream=None, token="0" * 64)  # type: ignore[arg-type]
+    share.log_request("203.0.113.7", 10)
+    assert share.viewer_count == 1
+    assert share.viewer_summary()[0]["bytes"] == 10
 
 
 async def test_audio_source_refused_when_audio_off(
