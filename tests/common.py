@@ -2,10 +2,15 @@
 
 import base64
 from datetime import UTC, datetime
+from itertools import count
 import json
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
@@ -42,6 +47,49 @@ async def turn_on_consent(hass: HomeAssistant) -> None:
     await hass.services.async_call(
         "switch", "turn_on", {"entity_id": CONSENT}, blocking=True
     )
+
+
+# The eight small-order points of Ed25519, canonically encoded: the identity,
+# the point of order 2, two of order 4 (y = 0) and four of order 8.
+SMALL_ORDER_POINTS = tuple(
+    bytes.fromhex(encoding)
+    for encoding in (
+        "01" + "00" * 31,
+        "ec" + "ff" * 30 + "7f",
+        "00" * 32,
+        "00" * 31 + "80",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    )
+)
+ZERO_PUBLIC_KEY = "whpk_" + base64.b64encode(bytes(32)).decode()
+
+
+def forge_for_zero_key(body: bytes, timestamp: int) -> dict[str, str]:
+    """Return headers whose `v1a` forgery verifies with the all-zero key in OpenSSL.
+
+    The key has order 4: [S]B = R + [k]A holds for S = 0 whenever R = -[k]A,
+    where k hashes R with the message, so about one id in four works.
+    """
+    zero_key = Ed25519PublicKey.from_public_bytes(bytes(32))
+    for attempt in count():
+        msg_id = f"forged-{attempt}"
+        content = f"{msg_id}.{timestamp}.".encode() + body
+        for point in SMALL_ORDER_POINTS:
+            try:
+                zero_key.verify(point + bytes(32), content)
+            except InvalidSignature:
+                continue
+            return {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": "v1a,"
+                + base64.b64encode(point + bytes(32)).decode(),
+                "Content-Type": "application/json",
+            }
+    raise AssertionError  # pragma: no cover - count() never ends
 
 
 def requested(activation_id: str = "JPD-RTCC-0017", **changes: Any) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Config, options and reconfigure flows, every error and abort."""
 
+import base64
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
@@ -14,13 +15,14 @@ from custom_components.rtcc_share.const import (
     CONF_CAMERA_ENTITY_ID,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
+    CONF_REQUIRE_RECIPIENT,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     DEFAULT_OPTIONS,
     DOMAIN,
 )
 
-from .common import CAMERA, CITY_PUBLIC_KEY, SECRET
+from .common import CAMERA, CITY_PUBLIC_KEY, EXTERNAL_URL, SECRET, SMALL_ORDER_POINTS
 from .conftest import SourceCamera
 
 USER_INPUT = {CONF_CAMERA_ENTITY_ID: CAMERA, CONF_AGENCY_NAME: "Jackson PD RTCC"}
@@ -50,7 +52,8 @@ async def test_user_flow_with_city_public_key(
     data = result["data"]
     assert data[CONF_VERIFICATION_KEY] == CITY_PUBLIC_KEY
     assert len(data[CONF_WEBHOOK_ID]) == 64
-    assert result["options"] == DEFAULT_OPTIONS
+    # A pinned city key: messages must name this entry's webhook.
+    assert result["options"] == {**DEFAULT_OPTIONS, CONF_REQUIRE_RECIPIENT: True}
     assert result["result"].unique_id == CAMERA
     placeholders = result["description_placeholders"]
     assert placeholders["webhook_url"].endswith(f"/api/webhook/{data[CONF_WEBHOOK_ID]}")
@@ -69,6 +72,7 @@ async def test_user_flow_generates_secret(
     secret = result["data"][CONF_VERIFICATION_KEY]
     assert secret.startswith("whsec_")
     assert result["description_placeholders"]["secret"] == secret
+    assert result["options"][CONF_REQUIRE_RECIPIENT] is False
 
 
 async def test_webhook_path_when_no_url(
@@ -82,6 +86,51 @@ async def test_webhook_path_when_no_url(
         result["flow_id"], {"key_mode": "generate"}
     )
     assert result["description_placeholders"]["webhook_url"].startswith("/api/webhook/")
+    assert result["description"] == "webhook_path_only"
+
+
+async def test_setup_never_shows_an_internal_webhook_url(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """Only an internal URL: the path with its note, not the internal address."""
+    await hass.config.async_update(
+        external_url=None, internal_url="http://192.168.1.20:8123"
+    )
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    webhook_id = result["data"][CONF_WEBHOOK_ID]
+    assert result["description"] == "webhook_path_only"
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"/api/webhook/{webhook_id}"
+    )
+    # The reconfigure step shows the same, with its own note.
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_RECONFIGURE, "entry_id": result["result"].entry_id},
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_AGENCY_NAME: "Jackson PD RTCC", "key_mode": "generate"}
+    )
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"/api/webhook/{webhook_id}"
+    )
+
+
+async def test_setup_shows_the_external_webhook_url(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """With an external URL the whole webhook URL is shown, with the usual text."""
+    await hass.config.async_update(internal_url="http://192.168.1.20:8123")
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    assert result["description"] is None
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"{EXTERNAL_URL}/api/webhook/{result['data'][CONF_WEBHOOK_ID]}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -135,6 +184,29 @@ async def test_camera_turned_off(hass: HomeAssistant, camera: SourceCamera) -> N
     assert result["errors"] == {CONF_CAMERA_ENTITY_ID: "camera_not_found"}
 
 
+SMALL_ORDER_KEYS = [
+    "whpk_" + base64.b64encode(point).decode() for point in SMALL_ORDER_POINTS
+]
+# y = 2 has no x on the curve; y = p + 1 is the identity written non-canonically.
+INVALID_POINT_KEYS = [
+    "whpk_" + base64.b64encode((2).to_bytes(32, "little")).decode(),
+    "whpk_" + base64.b64encode((2**255 - 18).to_bytes(32, "little")).decode(),
+]
+WEAK_SECRETS = [
+    "whsec_" + base64.b64encode(bytes(32)).decode(),
+    "whsec_" + base64.b64encode(bytes(range(15)) * 2).decode(),
+    # 16 distinct bytes, but a 20-byte pattern repeated.
+    "whsec_" + base64.b64encode((bytes(range(20)) * 3)[:48]).decode(),
+]
+
+
+UNSAFE_KEYS = [
+    *((key, "weak_public_key") for key in SMALL_ORDER_KEYS),
+    *((key, "invalid_public_key") for key in INVALID_POINT_KEYS),
+    *((key, "weak_secret") for key in WEAK_SECRETS),
+]
+
+
 @pytest.mark.parametrize(
     ("key", "error"),
     [
@@ -142,17 +214,39 @@ async def test_camera_turned_off(hass: HomeAssistant, camera: SourceCamera) -> N
         ("pk_abc", "invalid_prefix"),
         ("whpk_not base64!", "invalid_base64"),
         ("whpk_" + "A" * 40, "invalid_length"),
+        *UNSAFE_KEYS,
     ],
 )
-async def test_key_errors(
+async def test_malformed_small_order_invalid_point_or_weak_key_refused(
     hass: HomeAssistant, camera: SourceCamera, key: str, error: str
 ) -> None:
-    """A malformed key is refused with the reason."""
+    """A malformed key, one anyone could forge with, or one that verifies nothing.
+
+    Each is refused with its reason.
+    """
     result = await _start(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"key_mode": "public_key", CONF_VERIFICATION_KEY: key}
     )
     assert result["errors"] == {CONF_VERIFICATION_KEY: error}
+
+
+@pytest.mark.parametrize(("key", "error"), UNSAFE_KEYS)
+async def test_reconfigure_to_small_order_key_or_weak_secret_refused(
+    hass: HomeAssistant, integration: MockConfigEntry, key: str, error: str
+) -> None:
+    """Reconfiguring to an unsafe key is refused; the entry keeps its key."""
+    result = await integration.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_AGENCY_NAME: "Jackson PD RTCC",
+            "key_mode": "public_key",
+            CONF_VERIFICATION_KEY: key,
+        },
+    )
+    assert result["errors"] == {CONF_VERIFICATION_KEY: error}
+    assert integration.data[CONF_VERIFICATION_KEY] == SECRET
 
 
 async def test_already_configured(

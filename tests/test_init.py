@@ -9,7 +9,7 @@ from unittest.mock import patch
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
@@ -25,7 +25,7 @@ from custom_components.rtcc_share.const import (
     DOMAIN,
 )
 
-from .common import CONSENT, WEBHOOK_ID, City, requested
+from .common import CAMERA, CONSENT, EXTERNAL_URL, WEBHOOK_ID, City, requested
 from .conftest import SourceCamera
 
 
@@ -172,3 +172,28 @@ async def test_setup_failing_half_way_leaves_nothing_running(
     assert config_entry.state is ConfigEntryState.SETUP_ERROR
     assert WEBHOOK_ID not in hass.data.get("webhook", {})
     assert dict(hass.bus.async_listeners()) == listeners_before
+
+
+async def test_no_external_url_raises_a_repair_at_setup(
+    hass: HomeAssistant, camera: SourceCamera, config_entry: MockConfigEntry
+) -> None:
+    """No external HTTPS URL to give the city: a repair, until there is one."""
+    issues = ir.async_get(hass)
+    issue_id = f"no_external_url_{config_entry.entry_id}"
+    await hass.config.async_update(
+        external_url=None, internal_url="http://192.168.1.20:8123"
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "no_external_url"
+    assert issue.translation_placeholders == {"camera": CAMERA}
+    await hass.config.async_update(external_url=EXTERNAL_URL)
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is None
+    await hass.config.async_update(external_url=None)
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is not None
+    assert await hass.config_entries.async_remove(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is None

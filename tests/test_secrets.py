@@ -483,8 +483,15 @@ async def test_no_secret_leaks_anywhere(
         client, garage.data[CONF_WEBHOOK_ID], CITY_PUBLIC_KEY, observed, secrets
     )
     await _consent(hass, "garage", True)
-    assert (await garage_city.post(requested("G-1")))[0] == 201
-    assert (await garage_city.post(ended("G-1")))[0] == 200
+    # A pinned city key: messages must name the garage's webhook; one signed
+    # for the front door is refused without either id reaching anything.
+    assert await garage_city.post(requested("G-0", recipient=WEBHOOK_ID)) == (
+        401,
+        {"error": "wrong_recipient"},
+    )
+    garage_id = garage.data[CONF_WEBHOOK_ID]
+    assert (await garage_city.post(requested("G-1", recipient=garage_id)))[0] == 201
+    assert (await garage_city.post({**ended("G-1"), "recipient": garage_id}))[0] == 200
     # The back door signs with its rotated secret.
     back_city = CityClient(
         client,

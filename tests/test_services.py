@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers.service import async_get_all_descriptions
 import probatio
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
 from custom_components.rtcc_share.audit import AuditLog
 from custom_components.rtcc_share.const import DOMAIN
@@ -169,6 +169,72 @@ async def test_export_invalid_time_range(
         )
     assert err.value.translation_domain == DOMAIN
     assert err.value.translation_key == "invalid_time_range"
+
+
+async def test_csv_export_formula_cells_are_neutralised(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """A cell a spreadsheet would evaluate starts with a quote, in every column."""
+    audit = _audit(integration)
+    hostile = ["-2-3", "-A1:A9", "=HYPERLINK(1)", "+1", "@SUM(A1)", "\tx", "\rx"]
+    for value in hostile:
+        await audit.async_append(value, activation_id=value, reason=value)
+    response = await _call(hass, "export_audit_log", integration.entry_id, format="csv")
+    rows = list(csv.reader(io.StringIO(response["csv"])))[1:]
+    assert [row[2:5] for row in rows] == [["'" + value] * 3 for value in hostile]
+    for row in rows:
+        assert not any(
+            cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row
+        )
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("0001-01-01 00:00:00", "9999-12-31 23:59:59"), ("0001-01-01", None)],
+)
+async def test_export_with_extreme_naive_times_is_a_validation_error(
+    hass: HomeAssistant, integration: MockConfigEntry, start: str, end: str | None
+) -> None:
+    """Times that leave the representable range in UTC: a translated error."""
+    await hass.config.async_update(time_zone="Asia/Tokyo")
+    data = {"start": start} | ({} if end is None else {"end": end})
+    with pytest.raises(ServiceValidationError) as err:
+        await _call(hass, "export_audit_log", integration.entry_id, **data)
+    assert err.value.translation_domain == DOMAIN
+    assert err.value.translation_key == "time_out_of_range"
+    await hass.config.async_update(time_zone="America/Chicago")
+    with pytest.raises(ServiceValidationError) as err:
+        await _call(
+            hass, "export_audit_log", integration.entry_id, end="9999-12-31 23:59:59"
+        )
+    assert err.value.translation_key == "time_out_of_range"
+
+
+@pytest.mark.parametrize(
+    "service", ["export_audit_log", "verify_audit_log", "transparency_report"]
+)
+async def test_non_admin_user_cannot_read_the_audit_log(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    hass_read_only_user: MockUser,
+    hass_admin_user: MockUser,
+    service: str,
+) -> None:
+    """A read-only user is refused every audit action; an admin is not."""
+
+    async def call_as(user: MockUser) -> Any:
+        return await hass.services.async_call(
+            DOMAIN,
+            service,
+            {"config_entry_id": integration.entry_id},
+            blocking=True,
+            return_response=True,
+            context=Context(user_id=user.id),
+        )
+
+    with pytest.raises(Unauthorized):
+        await call_as(hass_read_only_user)
+    assert await call_as(hass_admin_user)
 
 
 async def test_export_rejects_unknown_format(

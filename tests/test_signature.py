@@ -31,6 +31,8 @@ from custom_components.rtcc_share.signature import (
     parse_key,
 )
 
+from .common import SMALL_ORDER_POINTS, ZERO_PUBLIC_KEY, forge_for_zero_key
+
 NOW = 1_604_524_443  # 2020-11-04T21:14:03Z
 MSG_ID = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
 BODY = b'{"type":"activation.ended","activation_id":"JPD-1","operator":{"id":"op-17"}}'
@@ -291,6 +293,31 @@ def test_v1_invalid_signatures(v1: Verifier, signature: str) -> None:
 def test_v1a_invalid_signatures(v1a: Verifier, signature: str) -> None:
     """No signature of version `v1a` verifying: invalid_signature."""
     assert auth_error(v1a, headers(signature)) == "invalid_signature"
+
+
+def test_forged_signature_with_small_order_key_refused() -> None:
+    """An entry pinned to the all-zero key refuses a small-order-R, S = 0 forgery.
+
+    OpenSSL's verification accepts the forgery (forge_for_zero_key checks it).
+    """
+    forged = forge_for_zero_key(BODY, NOW)
+    verifier = Verifier.from_key(ZERO_PUBLIC_KEY)
+    assert auth_error(verifier, forged) == "invalid_signature"
+
+
+def test_small_order_r_or_non_canonical_s_refused(v1a: Verifier) -> None:
+    """A signature with a small-order R, or S not reduced mod L, is refused."""
+    content = f"{MSG_ID}.{NOW}.".encode() + BODY
+    raw = CITY_SIGNER.sign(content)
+    order = 2**252 + 27742317777372353535851937790883648493
+    s = int.from_bytes(raw[32:], "little") + order
+    for forged in (
+        raw[:32] + s.to_bytes(32, "little"),
+        *(point + raw[32:] for point in SMALL_ORDER_POINTS),
+        *(point + bytes(32) for point in SMALL_ORDER_POINTS),
+    ):
+        assert auth_error(v1a, headers("v1a," + b64(forged))) == "invalid_signature"
+    assert v1a.verify(headers("v1a," + b64(raw)), BODY, NOW).msg_id == MSG_ID
 
 
 @pytest.mark.parametrize(

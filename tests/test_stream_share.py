@@ -3,13 +3,14 @@
 import asyncio
 from datetime import timedelta
 import io
+import json
 import re
 import threading
 from typing import Any
 
 import av
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -20,7 +21,7 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
-from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY
+from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY, ShareStream
 
 from .common import (
     CAMERA,
@@ -230,6 +231,57 @@ async def test_ten_viewers_one_upstream(
     state = hass.states.get("binary_sensor.front_door_live_share")
     assert state.attributes["viewers"] == 1
     assert next(iter(live.stream.viewers.values())).requests == 10
+
+
+async def test_thousand_viewer_addresses_bounded_record_and_few_state_writes(
+    hass: HomeAssistant,
+    grant: Any,
+    integration: MockConfigEntry,
+    city: City,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """1 000 addresses: 50 kept, the rest summed; the count is written ~once a second."""
+    _, _, viewer = await grant()
+    assert (await viewer.get("master_playlist.m3u8"))[0] == 200
+    await hass.async_block_till_done()
+    live = integration.runtime_data.session.live
+    writes = async_capture_events(hass, EVENT_STATE_CHANGED)
+    freezer.tick(timedelta(seconds=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    for i in range(999):
+        live.stream.log_request(f"2001:db8::{i:x}", 100)
+    await hass.async_block_till_done()
+    assert len(live.stream.viewers) == 50
+    freezer.tick(timedelta(seconds=1.5))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    sensor_writes = [
+        event.data["new_state"].attributes["viewers"]
+        for event in writes
+        if event.data["entity_id"] == "binary_sensor.front_door_live_share"
+    ]
+    assert sensor_writes == [2, 1000]
+    others = live.stream.viewer_summary()[-1]
+    assert others["other_addresses"] == 950
+    assert (others["requests"], others["bytes"]) == (950, 95_000)
+    assert "address" not in others
+
+    body, headers = city.sign(ended())
+    await grant.client.post(WEBHOOK_URL, data=body, headers=headers)
+    records = await integration.runtime_data.audit.async_export(None, None)
+    (record,) = [r for r in records if r["event"] == "share_ended"]
+    assert len(record["viewers"]) == 51
+    assert record["viewers"][-1]["other_addresses"] == 950
+    assert len(json.dumps(record)) < 12_000
+
+
+def test_viewer_counted_before_anyone_listens() -> None:
+    """A request served before the session subscribes is counted, not lost."""
+    share = ShareStream(stream=None, token="0" * 64)  # type: ignore[arg-type]
+    share.log_request("203.0.113.7", 10)
+    assert share.viewer_count == 1
+    assert share.viewer_summary()[0]["bytes"] == 10
 
 
 async def test_audio_source_refused_when_audio_off(

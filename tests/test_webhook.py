@@ -2,7 +2,9 @@
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+import gzip
 import json
+import logging
 from typing import Any
 
 from aiohttp import ClientResponse
@@ -20,13 +22,22 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.rtcc_share.const import (
     CONF_ALLOW_HTTP_STREAM_URL,
     CONF_MAX_ACTIVATIONS_PER_DAY,
+    CONF_REQUIRE_RECIPIENT,
     DEFAULT_OPTIONS,
     DOMAIN,
     EVENT_GRANTED,
     EVENT_REFUSED,
 )
 
-from .common import CITY_PUBLIC_KEY, HOME, City, ended, requested
+from .common import (
+    CITY_PUBLIC_KEY,
+    HOME,
+    ZERO_PUBLIC_KEY,
+    City,
+    ended,
+    forge_for_zero_key,
+    requested,
+)
 from .conftest import WEBHOOK_ID, SourceCamera
 
 CONSENT = "switch.front_door_consent_to_share"
@@ -115,6 +126,86 @@ async def test_grant_with_ed25519(hass: HomeAssistant, post: Post) -> None:
     assert status == 201, body
 
 
+@pytest.mark.parametrize("verification_key", [ZERO_PUBLIC_KEY])
+async def test_forged_signature_with_all_zero_key_refused(
+    hass: HomeAssistant, post: Post
+) -> None:
+    """An entry pinned to the all-zero key: a small-order-R, S = 0 forgery gets 401."""
+    await consent(hass)
+    body = json.dumps(requested()).encode()
+    forged = forge_for_zero_key(body, int(dt_util.utcnow().timestamp()))
+    assert await post(body=body, headers=forged) == (
+        401,
+        {"error": "invalid_signature"},
+    )
+    assert hass.states.get("binary_sensor.front_door_live_share").state == "off"
+
+
+@pytest.mark.parametrize("verification_key", [CITY_PUBLIC_KEY])
+async def test_message_signed_for_another_home_is_refused(
+    hass: HomeAssistant,
+    post: Post,
+    integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A replay of a message addressed to another webhook: 401 wrong_recipient.
+
+    Neither this home's webhook id nor the other's reaches the log, the bus
+    or the audit log.
+    """
+    caplog.set_level(logging.DEBUG, logger="custom_components.rtcc_share")
+    events = async_capture_events(hass, EVENT_REFUSED)
+    await consent(hass)
+    other = "f" * 64
+    for message in (requested(recipient=other), {**ended(), "recipient": other}):
+        assert await post(message) == (401, {"error": "wrong_recipient"})
+    assert hass.states.get("binary_sensor.front_door_live_share").state == "off"
+    records = await integration.runtime_data.audit.async_export(None, None)
+    refused = [r for r in records if r["event"] == "activation_refused"]
+    assert [r["reason"] for r in refused] == ["wrong_recipient"] * 2
+    assert refused[0]["activation_id"] == "JPD-RTCC-0017"
+    assert [e.data["reason"] for e in events] == ["wrong_recipient"] * 2
+    written = json.dumps(records) + json.dumps([e.data for e in events])
+    rtcc_logs = "".join(
+        r.getMessage() for r in caplog.records if r.name.startswith("custom_")
+    )
+    for secret in (WEBHOOK_ID, other):
+        assert secret not in written + rtcc_logs
+    # Addressed to this webhook: granted, and ended.
+    assert (await post(requested(recipient=WEBHOOK_ID)))[0] == 201
+    assert (await post({**ended(), "recipient": WEBHOOK_ID}))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("verification_key", "entry_options"),
+    [(CITY_PUBLIC_KEY, {**DEFAULT_OPTIONS, CONF_REQUIRE_RECIPIENT: True})],
+)
+async def test_unaddressed_message_refused_when_recipient_required(
+    hass: HomeAssistant, post: Post, integration: MockConfigEntry
+) -> None:
+    """The resident requires a recipient: without one, 401 recipient_required."""
+    await consent(hass)
+    assert await post(requested()) == (401, {"error": "recipient_required"})
+    assert await post(ended()) == (401, {"error": "recipient_required"})
+    records = await integration.runtime_data.audit.async_export(None, None)
+    assert [r["reason"] for r in records if r["event"] == "activation_refused"] == [
+        "recipient_required"
+    ] * 2
+    assert (await post(requested(recipient=WEBHOOK_ID)))[0] == 201
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [{k: v for k, v in DEFAULT_OPTIONS.items() if k != CONF_REQUIRE_RECIPIENT}],
+)
+async def test_entry_made_before_the_recipient_option_accepts_unaddressed(
+    hass: HomeAssistant, post: Post
+) -> None:
+    """No stored require_recipient: read as off, no migration needed."""
+    await consent(hass)
+    assert (await post(requested()))[0] == 201
+
+
 @pytest.mark.parametrize(
     ("payload", "error"),
     [
@@ -180,6 +271,42 @@ async def test_transport_errors(hass: HomeAssistant, post: Post, city: City) -> 
         415,
         {"error": "unsupported_media_type"},
     )
+
+
+SIGNED_JSON = json.dumps(requested()).encode()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", b"not gzip at all"),
+        ("deflate", b"not deflate at all"),
+    ],
+    ids=["gzip", "deflate"],
+)
+async def test_broken_content_encoding_is_a_400_not_a_500(
+    hass: HomeAssistant,
+    post: Post,
+    city: City,
+    integration: MockConfigEntry,
+    encoding: str,
+    body: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An undecodable body: 400 invalid_payload, counted and logged as a rejection."""
+    headers = {**city.headers(SIGNED_JSON), "Content-Encoding": encoding}
+    for _ in range(3):
+        status, answer = await post(body=body, headers=headers)
+        assert (status, answer["error"]) == (400, "invalid_payload")
+        assert answer["detail"] == "body: the Content-Encoding cannot be decoded"
+    # gzip cut short decodes to a prefix of the signed body: its signature fails.
+    truncated = gzip.compress(SIGNED_JSON)[:-12]
+    assert await post(
+        body=truncated, headers={**headers, "Content-Encoding": "gzip"}
+    ) == (401, {"error": "invalid_signature"})
+    assert integration.runtime_data.session.rejected_requests == 4
+    assert "ERROR" not in caplog.text
+    assert caplog.text.count("Rejected unauthenticated activation requests") == 1
 
 
 @pytest.mark.parametrize(
@@ -298,6 +425,9 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ("requested_duration_s", 29),
         ("requested_duration_s", 86401),
         ("requested_duration_s", 60.5),
+        ("recipient", ""),
+        ("recipient", 7),
+        ("recipient", "r" * 129),
     ],
 )
 async def test_field_rules(

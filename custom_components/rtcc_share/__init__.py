@@ -1,7 +1,7 @@
 """Share a doorbell camera with a city's Real Time Crime Center, on the resident's terms."""
 
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_CORE_CONFIG_UPDATE, Platform
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
@@ -96,6 +96,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
         audit.async_track_retention(
             lambda: int(entry.options.get(CONF_AUDIT_RETENTION_DAYS, 0))
         )
+    )
+    # The resident learns at once, not at the first activation, that the city
+    # cannot be given an address.
+    activations = entry.runtime_data.activations
+    activations.external_base_url()
+
+    @callback
+    def _core_config_updated(_event: Event) -> None:
+        activations.external_base_url()
+
+    entry.async_on_unload(
+        hass.bus.async_listen(EVENT_CORE_CONFIG_UPDATE, _core_config_updated)
     )
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     return True

@@ -144,7 +144,7 @@ class Activations:
             return await self.async_refuse(decision.reason, request)
         if (source := await self._async_source()) is None:
             return await self.async_refuse(RefusalReason.CAMERA_UNAVAILABLE, request)
-        if (base_url := self._base_url()) is None:
+        if (base_url := self.external_base_url()) is None:
             return await self.async_refuse(RefusalReason.NO_EXTERNAL_URL, request)
         try:
             stream = await stream_share.async_prepare(
@@ -217,7 +217,7 @@ class Activations:
         except HomeAssistantError:
             return None
 
-    def _base_url(self) -> str | None:
+    def external_base_url(self) -> str | None:
         """Return the external HTTPS URL (or, in lab mode, any URL) to hand out."""
         try:
             url = get_url(

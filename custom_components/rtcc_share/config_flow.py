@@ -35,6 +35,7 @@ from .const import (
     CONF_ALLOWED_INCIDENT_TYPES,
     CONF_CAMERA_ENTITY_ID,
     CONF_NOTIFY_TARGETS,
+    CONF_REQUIRE_RECIPIENT,
     CONF_SHARE_AUDIO,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
@@ -44,9 +45,10 @@ from .const import (
     INCIDENT_TYPE_MAX_LEN,
     INCIDENT_TYPE_PATTERN,
     OPTION_RANGES,
+    PUBLIC_KEY_PREFIX,
     SECRET_PREFIX,
 )
-from .signature import InvalidKeyError, generate_secret, parse_key
+from .signature import InvalidKeyError, check_new_key, generate_secret
 
 CONF_KEY_MODE = "key_mode"
 KEY_MODE_GENERATE = "generate"
@@ -84,7 +86,7 @@ def _validate_key(user_input: Mapping[str, Any], errors: dict[str, str]) -> str 
         errors[CONF_VERIFICATION_KEY] = "key_required"
         return None
     try:
-        parse_key(key)
+        check_new_key(key)
     except InvalidKeyError as err:
         errors[CONF_VERIFICATION_KEY] = err.reason
         return None
@@ -111,19 +113,24 @@ async def _async_validate_camera(hass: HomeAssistant, entity_id: str) -> str | N
     return None
 
 
-def _webhook_url(hass: HomeAssistant, webhook_id: str) -> str:
+def _webhook_url(hass: HomeAssistant, webhook_id: str) -> str | None:
+    """Return the webhook's external URL; never an internal address for the city."""
     try:
-        return webhook.async_generate_url(hass, webhook_id)
+        return webhook.async_generate_url(hass, webhook_id, allow_internal=False)
     except NoURLAvailableError:
-        return webhook.async_generate_path(webhook_id)
+        return None
 
 
 def _hand_over_placeholders(
     hass: HomeAssistant, webhook_id: str, key: str
 ) -> dict[str, str]:
-    """What the resident hands to the city; a public key is the city's own."""
+    """What the resident hands to the city; a public key is the city's own.
+
+    Without an external URL only the path is shown; the texts say so.
+    """
     return {
-        "webhook_url": _webhook_url(hass, webhook_id),
+        "webhook_url": _webhook_url(hass, webhook_id)
+        or webhook.async_generate_path(webhook_id),
         "secret": key if key.startswith(SECRET_PREFIX) else "-",
     }
 
@@ -191,7 +198,15 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_WEBHOOK_ID: webhook_id,
                     CONF_VERIFICATION_KEY: key,
                 },
-                options=dict(DEFAULT_OPTIONS),
+                # A city key may be pinned by many homes: require messages
+                # addressed to this one, so none can be replayed elsewhere.
+                options={
+                    **DEFAULT_OPTIONS,
+                    CONF_REQUIRE_RECIPIENT: key.startswith(PUBLIC_KEY_PREFIX),
+                },
+                description=(
+                    None if _webhook_url(self.hass, webhook_id) else "webhook_path_only"
+                ),
                 description_placeholders=_hand_over_placeholders(
                     self.hass, webhook_id, key
                 ),
@@ -267,6 +282,7 @@ def _options_schema() -> probatio.Schema:
         SelectSelectorConfig(options=[], multiple=True, custom_value=True)
     )
     fields[probatio.Required(CONF_ALLOW_HTTP_STREAM_URL)] = BooleanSelector()
+    fields[probatio.Required(CONF_REQUIRE_RECIPIENT)] = BooleanSelector()
     return probatio.Schema(fields)
 
 

@@ -24,6 +24,7 @@ CONF_SHARE_AUDIO: Final = "share_audio"
 CONF_NOTIFY_TARGETS: Final = "notify_targets"
 CONF_ALLOW_HTTP_STREAM_URL: Final = "allow_http_stream_url"
 CONF_AUDIT_RETENTION_DAYS: Final = "audit_retention_days"
+CONF_REQUIRE_RECIPIENT: Final = "require_recipient"
 
 DEFAULT_ALLOWED_INCIDENT_TYPES: Final = (
     "shots_fired",
@@ -48,6 +49,9 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     CONF_NOTIFY_TARGETS: [],
     CONF_ALLOW_HTTP_STREAM_URL: False,
     CONF_AUDIT_RETENTION_DAYS: 0,
+    # Read with this default, so entries made before the option need no
+    # migration; the config flow turns it on for a new entry with a whpk_ key.
+    CONF_REQUIRE_RECIPIENT: False,
 }
 
 # Inclusive option ranges.

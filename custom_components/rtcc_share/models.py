@@ -44,6 +44,8 @@ class ActivationRequest:
     operator: Operator
     legal_basis: str
     requested_duration_s: int | None = None
+    # The webhook id the city signed the message for (contract 1.1), if any.
+    recipient: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +54,8 @@ class ActivationEnd:
 
     activation_id: str
     operator: Operator
+    # The webhook id the city signed the message for (contract 1.1), if any.
+    recipient: str | None = None
 
 
 class RefusalReason(StrEnum):
@@ -68,6 +72,8 @@ class RefusalReason(StrEnum):
     DUPLICATE_MESSAGE = "duplicate_message"
     UNKNOWN_ACTIVATION = "unknown_activation"
     ALREADY_ACTIVE = "already_active"
+    WRONG_RECIPIENT = "wrong_recipient"
+    RECIPIENT_REQUIRED = "recipient_required"
     # The home cannot share safely.
     CAMERA_UNAVAILABLE = "camera_unavailable"
     NO_EXTERNAL_URL = "no_external_url"

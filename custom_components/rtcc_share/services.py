@@ -17,6 +17,7 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
 import probatio
 
@@ -36,6 +37,8 @@ FORMAT_CSV = "csv"
 
 # Own CSV columns; every other field goes, as JSON, into `details`.
 CSV_COLUMNS = ("seq", "ts", "event", "activation_id", "reason", "prev", "hash")
+# A spreadsheet evaluates a cell starting with one of these as a formula.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 _ENTRY_SCHEMA = probatio.Schema({probatio.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
 EXPORT_SCHEMA = _ENTRY_SCHEMA.extend(
@@ -70,6 +73,12 @@ def _audit_log(call: ServiceCall) -> AuditLog:
     return entry.runtime_data.audit
 
 
+def _csv_cell(value: Any) -> str:
+    """Return a cell's text; a leading quote keeps a spreadsheet from evaluating it."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
+
+
 def _to_csv(records: list[dict[str, Any]]) -> str:
     """Return the records as CSV text, one row per record."""
     out = io.StringIO()
@@ -77,12 +86,11 @@ def _to_csv(records: list[dict[str, Any]]) -> str:
     writer.writerow([*CSV_COLUMNS, "details"])
     for record in records:
         details = {k: v for k, v in record.items() if k not in CSV_COLUMNS}
-        writer.writerow(
-            [
-                *(record.get(column, "") for column in CSV_COLUMNS),
-                json.dumps(details, sort_keys=True, ensure_ascii=False),
-            ]
-        )
+        cells = [
+            *(record.get(column) for column in CSV_COLUMNS),
+            json.dumps(details, sort_keys=True, ensure_ascii=False),
+        ]
+        writer.writerow([_csv_cell(cell) for cell in cells])
     return out.getvalue()
 
 
@@ -91,9 +99,14 @@ async def _async_export_audit_log(call: ServiceCall) -> ServiceResponse:
     audit = _audit_log(call)
     start: datetime | None = call.data.get(ATTR_START)
     end: datetime | None = call.data.get(ATTR_END)
-    # A datetime without a time zone is the resident's local time.
-    start = None if start is None else dt_util.as_utc(start)
-    end = None if end is None else dt_util.as_utc(end)
+    try:
+        # A datetime without a time zone is the resident's local time.
+        start = None if start is None else dt_util.as_utc(start)
+        end = None if end is None else dt_util.as_utc(end)
+    except OverflowError as err:  # e.g. 0001-01-01 east of UTC: before year 1
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="time_out_of_range"
+        ) from err
     if start is not None and end is not None and start > end:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="invalid_time_range"
@@ -121,13 +134,15 @@ async def _async_transparency_report(call: ServiceCall) -> ServiceResponse:
 
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
-    """Register the integration's actions."""
+    """Register the integration's actions, for administrators only."""
     for name, handler, schema in (
         (SERVICE_EXPORT_AUDIT_LOG, _async_export_audit_log, EXPORT_SCHEMA),
         (SERVICE_VERIFY_AUDIT_LOG, _async_verify_audit_log, _ENTRY_SCHEMA),
         (SERVICE_TRANSPARENCY_REPORT, _async_transparency_report, _ENTRY_SCHEMA),
     ):
-        hass.services.async_register(
+        # The log names viewers' addresses, incidents and operators.
+        async_register_admin_service(
+            hass,
             DOMAIN,
             name,
             handler,

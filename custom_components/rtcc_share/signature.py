@@ -48,11 +48,26 @@ HEADER_SIGNATURE: Final = "webhook-signature"
 ED25519_SIGNATURE_BYTES: Final = 64
 STORAGE_VERSION: Final = 1
 
+# Edwards25519 (RFC 8032, section 5.1): field prime, curve constant, group order.
+_P: Final = 2**255 - 19
+_D: Final = -121665 * pow(121666, -1, _P) % _P
+_L: Final = 2**252 + 27742317777372353535851937790883648493
+_SQRT_M1: Final = pow(2, (_P - 1) // 4, _P)
+# A pasted secret with fewer distinct bytes than this is a pattern, not random.
+_SECRET_MIN_DISTINCT_BYTES: Final = 16
+
 _ID_RE: Final = re.compile(ID_PATTERN)
 # Explicit ASCII digits: int() would also take "+5", " 5", "1_0" and "٣".
 _TIMESTAMP_RE: Final = re.compile(r"[0-9]{1,12}")
 
-type KeyErrorReason = Literal["invalid_prefix", "invalid_base64", "invalid_length"]
+type KeyErrorReason = Literal[
+    "invalid_prefix",
+    "invalid_base64",
+    "invalid_length",
+    "invalid_public_key",
+    "weak_public_key",
+    "weak_secret",
+]
 type AuthErrorCode = Literal[
     "missing_signature_headers", "invalid_signature", "stale_timestamp"
 ]
@@ -111,6 +126,70 @@ def parse_key(key: str) -> tuple[str, bytes]:
     if not min_bytes <= len(raw) <= max_bytes:
         raise InvalidKeyError("invalid_length")
     return version, raw
+
+
+def _decode_point(encoded: bytes) -> tuple[int, int] | None:
+    """Return the affine point of a canonical encoding, or None (RFC 8032 5.1.3)."""
+    y = int.from_bytes(encoded, "little") & ((1 << 255) - 1)
+    sign = encoded[31] >> 7
+    if y >= _P:
+        return None
+    x2 = (y * y - 1) * pow(_D * y * y + 1, -1, _P) % _P
+    if x2 == 0:
+        return None if sign else (0, y)
+    x = pow(x2, (_P + 3) // 8, _P)
+    if x * x % _P != x2:
+        x = x * _SQRT_M1 % _P
+        if x * x % _P != x2:
+            return None
+    return (_P - x, y) if x & 1 != sign else (x, y)
+
+
+def _has_small_order(point: tuple[int, int]) -> bool:
+    """Return True if eight times the point is the identity (order 1, 2, 4 or 8)."""
+    # Extended coordinates (X, Y, Z, T); doubling per RFC 8032 5.1.4.
+    x, y, z = point[0], point[1], 1
+    for _ in range(3):
+        a, b, c = x * x % _P, y * y % _P, 2 * z * z % _P
+        h = (a + b) % _P
+        e = (h - (x + y) * (x + y)) % _P
+        g = (a - b) % _P
+        f = (c + g) % _P
+        x, y, z = e * f % _P, g * h % _P, f * g % _P
+    return x == 0 and y == z
+
+
+def _is_safe_point(encoded: bytes) -> bool:
+    """Return True for the canonical encoding of a point of large order.
+
+    A small-order public key or signature point R lets anyone forge a
+    signature, whatever the verifying library accepts.
+    """
+    point = _decode_point(encoded)
+    return point is not None and not _has_small_order(point)
+
+
+def _is_weak_secret(raw: bytes) -> bool:
+    """Return True for a secret that is visibly not random: few bytes, a pattern."""
+    if len(set(raw)) < _SECRET_MIN_DISTINCT_BYTES:
+        return True
+    return any(raw[period:] == raw[:-period] for period in range(1, len(raw) // 2 + 1))
+
+
+def check_new_key(key: str) -> None:
+    """Refuse a key the resident is about to pin; raise InvalidKeyError.
+
+    Besides parse_key's format rules: a public key must be a valid Ed25519
+    point of large order, and a pasted secret must not be a visible pattern.
+    """
+    version, raw = parse_key(key)
+    if version == VERSION_HMAC:
+        if _is_weak_secret(raw):
+            raise InvalidKeyError("weak_secret")
+    elif (point := _decode_point(raw)) is None:
+        raise InvalidKeyError("invalid_public_key")
+    elif _has_small_order(point):
+        raise InvalidKeyError("weak_public_key")
 
 
 def generate_secret() -> str:
@@ -199,12 +278,20 @@ class _Ed25519Verifier(Verifier):
     def __init__(self, public_key: bytes) -> None:
         """Initialize with the raw 32-byte public key."""
         self._public_key = Ed25519PublicKey.from_public_bytes(public_key)
+        # A key pinned before the flow refused unsafe ones verifies nothing.
+        self._safe = _is_safe_point(public_key)
 
     @override
     def _any_matches(self, content: bytes, signatures: list[bytes]) -> bool:
         """Return True if any signature verifies with the public key."""
+        if not self._safe:
+            return False
         for sig in signatures:
-            if len(sig) != ED25519_SIGNATURE_BYTES:
+            if (
+                len(sig) != ED25519_SIGNATURE_BYTES
+                or not _is_safe_point(sig[:32])
+                or int.from_bytes(sig[32:], "little") >= _L
+            ):
                 continue
             try:
                 self._public_key.verify(sig, content)

@@ -32,8 +32,9 @@ from homeassistant.components.stream.hls import (
     HlsPlaylistView,
     HlsSegmentView,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
@@ -48,6 +49,13 @@ IDLE_MARGIN_S: Final = 60
 # Standard RTSP demuxer option: only SETUP the video track, so audio never
 # leaves the camera.
 RTSP_VIDEO_ONLY: Final = {"allowed_media_types": "video"}
+# The viewer table, one record each, holds this many addresses; later ones are
+# summed into one "other viewers" record, whose distinct addresses are
+# counted up to OTHER_VIEWERS_COUNTED.
+VIEWERS_KEPT: Final = 50
+OTHER_VIEWERS_COUNTED: Final = 10_000
+# A flood of new addresses changes the resident's viewer count at most this often.
+VIEWER_UPDATE_INTERVAL_S: Final = 1.0
 
 _SHARES: HassKey[dict[str, ShareStream]] = HassKey(f"{DOMAIN}_shares")
 
@@ -76,15 +84,21 @@ class ViewerRecord:
     requests: int = 0
     bytes: int = 0
 
-    def as_dict(self, address: str) -> dict[str, Any]:
-        """Return the record for the audit log."""
+    def as_dict(self, address: str | None) -> dict[str, Any]:
+        """Return the record for the audit log: one address's, or the others' sum."""
         return {
-            "address": address,
+            **({} if address is None else {"address": address}),
             "first": self.first.isoformat(),
             "last": self.last.isoformat(),
             "requests": self.requests,
             "bytes": self.bytes,
         }
+
+    def count(self, now: datetime, size: int) -> None:
+        """Count one served request."""
+        self.last = now
+        self.requests += 1
+        self.bytes += size
 
 
 @dataclass(slots=True)
@@ -95,29 +109,72 @@ class ShareStream:
     token: str
     provider: StreamOutput | None = None
     viewers: dict[str, ViewerRecord] = field(default_factory=dict)
+    # The addresses beyond VIEWERS_KEPT, summed: never listed one by one.
+    other_viewers: ViewerRecord | None = None
+    other_addresses: set[str] = field(default_factory=set)
     revoked: bool = False
-    # Called when a new client address starts viewing (the resident sees it).
+    # Called when new client addresses start viewing (the resident sees it):
+    # at once, then at most once per VIEWER_UPDATE_INTERVAL_S.
     on_new_viewer: Callable[[], None] | None = None
+    _update_unsub: CALLBACK_TYPE | None = field(default=None, init=False, repr=False)
+    _update_pending: bool = field(default=False, init=False, repr=False)
 
     @property
     def path(self) -> str:
         """Return the master playlist's path (no host)."""
         return f"{URL_PREFIX}/{self.token}/master_playlist.m3u8"
 
+    @property
+    def viewer_count(self) -> int:
+        """Return the number of distinct addresses (others counted up to a cap)."""
+        return len(self.viewers) + len(self.other_addresses)
+
     def viewer_summary(self) -> list[dict[str, Any]]:
-        """Return every viewer's record."""
-        return [record.as_dict(address) for address, record in self.viewers.items()]
+        """Return the kept viewers' records, then the others' sum if any."""
+        summary = [record.as_dict(address) for address, record in self.viewers.items()]
+        if (others := self.other_viewers) is not None:
+            summary.append(
+                {"other_addresses": len(self.other_addresses), **others.as_dict(None)}
+            )
+        return summary
 
     def log_request(self, address: str, size: int) -> None:
         """Count one served request."""
         now = dt_util.utcnow()
         if (record := self.viewers.get(address)) is None:
-            record = self.viewers[address] = ViewerRecord(first=now, last=now)
-            if self.on_new_viewer is not None:
-                self.on_new_viewer()
-        record.last = now
-        record.requests += 1
-        record.bytes += size
+            if len(self.viewers) < VIEWERS_KEPT:
+                record = self.viewers[address] = ViewerRecord(first=now, last=now)
+                self._viewer_added()
+            else:
+                record = self.other_viewers = self.other_viewers or ViewerRecord(
+                    first=now, last=now
+                )
+                if (
+                    address not in self.other_addresses
+                    and len(self.other_addresses) < OTHER_VIEWERS_COUNTED
+                ):
+                    self.other_addresses.add(address)
+                    self._viewer_added()
+        record.count(now, size)
+
+    @callback
+    def _viewer_added(self) -> None:
+        if self.on_new_viewer is None:
+            return
+        if self._update_unsub is not None:
+            self._update_pending = True
+            return
+        self.on_new_viewer()
+        self._update_unsub = async_call_later(
+            self.stream.hass, VIEWER_UPDATE_INTERVAL_S, self._update_interval_over
+        )
+
+    @callback
+    def _update_interval_over(self, _now: datetime) -> None:
+        self._update_unsub = None
+        if self._update_pending:
+            self._update_pending = False
+            self._viewer_added()
 
     def _cleanup_outputs(self) -> None:
         # HA's own shutdown may already have dropped the outputs, not their timers.
@@ -129,6 +186,9 @@ class ShareStream:
 
     async def async_teardown(self) -> None:
         """Stop the worker and drop the stream; safe to call again."""
+        if self._update_unsub is not None:
+            self._update_unsub()
+            self._update_unsub = None
         self._cleanup_outputs()
         await self.stream.stop()
         # A segment the worker queued before it stopped would restart the

@@ -7,6 +7,7 @@ is turned into the contract's JSON response here.
 """
 
 from collections.abc import Callable
+import hmac
 from http import HTTPStatus
 import json
 import logging
@@ -22,6 +23,7 @@ from homeassistant.util import dt as dt_util
 import probatio
 
 from .const import (
+    CONF_REQUIRE_RECIPIENT,
     CONF_WEBHOOK_ID,
     DOMAIN,
     ID_PATTERN,
@@ -55,6 +57,8 @@ TYPE_REQUESTED: Final = "activation.requested"
 TYPE_ENDED: Final = "activation.ended"
 JSON_TYPE: Final = "application/json"
 OPERATOR_NAME_MAX_LEN: Final = 128
+RECIPIENT_MAX_LEN: Final = 128
+UNDECODABLE_BODY: Final = "body: the Content-Encoding cannot be decoded"
 
 
 def _text(max_len: int, min_len: int = 1) -> probatio.All[Any]:
@@ -101,6 +105,8 @@ def _truncated(max_len: int) -> Callable[[Any], str]:
 
 
 _ID = probatio.All(str, probatio.Match(re.compile(ID_PATTERN)))
+# The webhook id the message is meant for; compared, never stored or logged.
+_RECIPIENT = _text(RECIPIENT_MAX_LEN)
 _OPERATOR = probatio.Schema(
     {
         probatio.Required("id"): _text(128),
@@ -136,6 +142,7 @@ REQUESTED_SCHEMA: Final = probatio.Schema(
         probatio.Optional("requested_duration_s"): _integer(
             MIN_REQUESTED_DURATION_S, MAX_REQUESTED_DURATION_S
         ),
+        probatio.Optional("recipient"): _RECIPIENT,
     },
     extra=probatio.REMOVE_EXTRA,
 )
@@ -144,6 +151,7 @@ ENDED_SCHEMA: Final = probatio.Schema(
         probatio.Required("type"): TYPE_ENDED,
         probatio.Required("activation_id"): _ID,
         probatio.Required("operator"): _OPERATOR,
+        probatio.Optional("recipient"): _RECIPIENT,
     },
     extra=probatio.REMOVE_EXTRA,
 )
@@ -194,8 +202,11 @@ def parse_payload(body: bytes) -> ActivationRequest | ActivationEnd:
         field = ".".join(str(part) for part in error.path) or "body"
         raise InvalidPayloadError(f"{field}: {error.error_message}") from err
     operator = Operator(id=valid["operator"]["id"], name=valid["operator"].get("name"))
+    recipient = valid.get("recipient")
     if valid["type"] == TYPE_ENDED:
-        return ActivationEnd(activation_id=valid["activation_id"], operator=operator)
+        return ActivationEnd(
+            activation_id=valid["activation_id"], operator=operator, recipient=recipient
+        )
     incident = valid["incident"]
     return ActivationRequest(
         activation_id=valid["activation_id"],
@@ -209,6 +220,7 @@ def parse_payload(body: bytes) -> ActivationRequest | ActivationEnd:
         operator=operator,
         legal_basis=valid["legal_basis"],
         requested_duration_s=valid.get("requested_duration_s"),
+        recipient=recipient,
     )
 
 
@@ -226,6 +238,8 @@ REFUSAL_STATUS: Final[dict[RefusalReason, HTTPStatus]] = {
     RefusalReason.CAMERA_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
     RefusalReason.NO_EXTERNAL_URL: HTTPStatus.SERVICE_UNAVAILABLE,
     RefusalReason.AUDIT_LOG_UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+    RefusalReason.WRONG_RECIPIENT: HTTPStatus.UNAUTHORIZED,
+    RefusalReason.RECIPIENT_REQUIRED: HTTPStatus.UNAUTHORIZED,
 }
 STORE_FULL_DETAIL: Final = "too many messages within the timestamp tolerance"
 
@@ -271,18 +285,45 @@ def respond(outcome: Outcome) -> web.Response:
 
 
 async def _read_bounded(request: web.Request) -> bytes | None:
-    """Read at most MAX_BODY_BYTES; None when the body is larger."""
+    """Read at most MAX_BODY_BYTES; None when the body is larger.
+
+    Raise InvalidPayloadError when aiohttp cannot undo the Content-Encoding
+    (invalid or truncated gzip or deflate).
+    """
     declared = getattr(request, "content_length", None)
     if declared is not None and declared > MAX_BODY_BYTES:
         return None
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
+    try:
+        while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return None
+    except web.RequestPayloadError as err:
+        # Marked read, or aiohttp would drain it after the answer and log the
+        # decoding error again at ERROR level.
+        request.content.feed_eof()
+        raise InvalidPayloadError(UNDECODABLE_BODY) from err
     return b"".join(chunks)
+
+
+def _recipient_refusal(
+    entry: RtccShareConfigEntry, payload: ActivationRequest | ActivationEnd
+) -> RefusalReason | None:
+    """Refuse a message signed for another home, or unaddressed when required.
+
+    A captured message is then worthless at every other home pinning the
+    same city key. The webhook id itself is never logged or audited.
+    """
+    if (recipient := payload.recipient) is None:
+        if entry.options.get(CONF_REQUIRE_RECIPIENT, False):
+            return RefusalReason.RECIPIENT_REQUIRED
+        return None
+    if hmac.compare_digest(recipient.encode(), entry.data[CONF_WEBHOOK_ID].encode()):
+        return None
+    return RefusalReason.WRONG_RECIPIENT
 
 
 def _is_json(request: web.Request) -> bool:
@@ -296,7 +337,15 @@ async def async_handle_webhook(
     entry: RtccShareConfigEntry, request: web.Request
 ) -> web.Response:
     """Answer one city request with the contract's response."""
-    body = await _read_bounded(request)
+    try:
+        body = await _read_bounded(request)
+    except InvalidPayloadError as err:
+        # Before authentication: counted and logged like any unsigned request.
+        entry.runtime_data.rejections.async_note_unauthenticated()
+        response = _error(HTTPStatus.BAD_REQUEST, "invalid_payload", detail=err.detail)
+        # aiohttp's parser cannot read past the broken body.
+        response.force_close()
+        return response
     if body is None:
         return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large")
     if not _is_json(request):
@@ -330,6 +379,9 @@ async def async_handle_webhook(
                 RefusalReason.INVALID_PAYLOAD, detail=err.detail
             )
         )
+    if (misaddressed := _recipient_refusal(entry, payload)) is not None:
+        request_payload = payload if isinstance(payload, ActivationRequest) else None
+        return respond(await activations.async_refuse(misaddressed, request_payload))
     if isinstance(payload, ActivationEnd):
         return respond(await activations.async_end(payload))
     return respond(await activations.async_request(payload))

@@ -234,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except client.KeyFormatError as err:
         parser.error(f"--key: {err}")
 
+    # Always addressed: a captured message is then valid at this home only.
+    recipient = client.recipient_of(args.url)
     if args.command == "activate":
         activation_id = args.activation_id or client.new_activation_id()
         message = client.build_requested(
@@ -248,10 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             operator_name=args.operator_name,
             legal_basis=args.legal_basis,
             duration_s=args.duration,
+            recipient=recipient,
         )
     else:
         message = client.build_ended(
-            activation_id=args.activation_id, operator_id=args.operator_id
+            activation_id=args.activation_id,
+            operator_id=args.operator_id,
+            recipient=recipient,
         )
 
     if (response := _send(args, message)) is None:

@@ -20,6 +20,7 @@ import secrets
 import shutil
 import subprocess
 from typing import Any, Final
+from urllib.parse import urlsplit
 import uuid
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -150,6 +151,11 @@ def new_activation_id(now: datetime | None = None) -> str:
     return f"RTCC-{now.astimezone(UTC):%Y%m%d}-{secrets.token_hex(6)}"
 
 
+def recipient_of(url: str) -> str:
+    """Return the webhook id a webhook URL names: its last path segment."""
+    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def new_message_id() -> str:
     """Return a fresh `webhook-id`; every request needs one, retries too."""
     return f"msg_{uuid.uuid4().hex}"
@@ -173,8 +179,12 @@ def build_requested(
     description: str | None = None,
     operator_name: str | None = None,
     duration_s: int | None = None,
+    recipient: str | None = None,
 ) -> dict[str, Any]:
-    """Return an `activation.requested` message; optional fields only when given."""
+    """Return an `activation.requested` message; optional fields only when given.
+
+    `recipient` (API 1.1) is the webhook id the message is meant for.
+    """
     incident: dict[str, Any] = {
         "id": incident_id,
         "type": incident_type,
@@ -196,16 +206,24 @@ def build_requested(
     }
     if duration_s is not None:
         message["requested_duration_s"] = duration_s
-    return message
+    return _addressed(message, recipient)
 
 
-def build_ended(*, activation_id: str, operator_id: str) -> dict[str, Any]:
-    """Return an `activation.ended` message."""
-    return {
+def build_ended(
+    *, activation_id: str, operator_id: str, recipient: str | None = None
+) -> dict[str, Any]:
+    """Return an `activation.ended` message, addressed when `recipient` is given."""
+    message = {
         "type": TYPE_ENDED,
         "activation_id": activation_id,
         "operator": {"id": operator_id},
     }
+    return _addressed(message, recipient)
+
+
+def _addressed(message: dict[str, Any], recipient: str | None) -> dict[str, Any]:
+    """Name the webhook the message is for; no other home then accepts it."""
+    return message if recipient is None else {**message, "recipient": recipient}
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -16,6 +16,7 @@ import secrets
 import sys
 import time
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -159,7 +160,9 @@ class Instance:
         )
         return {
             "entry_id": entry_id,
-            "webhook_url": placeholders["webhook_url"],
+            # Without an external URL the flow shows only the path; the lab
+            # city reaches the instance on its loopback address.
+            "webhook_url": urljoin(self.base, placeholders["webhook_url"]),
             "key": placeholders["secret"],
         }
 
