@@ -304,7 +304,7 @@ async def test_broken_content_encoding_is_a_400_not_a_500(
     assert await post(
         body=truncated, headers={**headers, "Content-Encoding": "gzip"}
     ) == (401, {"error": "invalid_signature"})
-    assert integration.runtime_data.session.rejected_requests == 4
+    assert integration.runtime_data.rejections.unauthenticated == 4
     assert "ERROR" not in caplog.text
     assert caplog.text.count("Rejected unauthenticated activation requests") == 1
 
