@@ -76,18 +76,14 @@ def entry_options() -> dict[str, Any]:
     return {**DEFAULT_OPTIONS, CONF_NOTIFY_TARGETS: [NOTIFY_TARGET]}
 
 
-async def test_diagnostics_snapshot(
+@pytest.fixture
+async def watched(
     hass: HomeAssistant,
-    hass_client: ClientSessionGenerator,
     hass_client_no_auth: ClientSessionGenerator,
     integration: MockConfigEntry,
     city: City,
-    snapshot: SnapshotAssertion,
 ) -> None:
-    """The whole download during a live share with one viewer.
-
-    The viewer's address and the notify target show redacted.
-    """
+    """A live share with one viewer (from 127.0.0.1); diagnostics set up."""
     assert await async_setup_component(hass, "diagnostics", {})
     await turn_on_consent(hass)
     body, headers = city.sign(requested())
@@ -96,25 +92,30 @@ async def test_diagnostics_snapshot(
     stream_url = (await response.json())["stream_url"]
     viewer = await client.get(stream_url.removeprefix(EXTERNAL_URL))
     assert viewer.status == 200
+
+
+@pytest.mark.usefixtures("watched")
+async def test_diagnostics_snapshot(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The whole download during a live share with one viewer.
+
+    The viewer's address and the notify target show redacted.
+    """
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, integration)
     assert diagnostics == snapshot(exclude=VOLATILE)
 
 
+@pytest.mark.usefixtures("watched")
 async def test_diagnostics_redact_viewers_and_notify_targets(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
-    hass_client_no_auth: ClientSessionGenerator,
     integration: MockConfigEntry,
-    city: City,
 ) -> None:
     """Who watched (their addresses) and the resident's phones stay private."""
-    assert await async_setup_component(hass, "diagnostics", {})
-    await turn_on_consent(hass)
-    body, headers = city.sign(requested())
-    client = await hass_client_no_auth()
-    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
-    path = (await response.json())["stream_url"].removeprefix(EXTERNAL_URL)
-    assert (await client.get(path)).status == 200  # a viewer from 127.0.0.1
     await hass.services.async_call(
         "button", "press", {"entity_id": STOP}, blocking=True
     )
