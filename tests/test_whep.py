@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 import logging
 from pathlib import Path
+import re
 from typing import Any
 from unittest.mock import patch
 
@@ -24,6 +25,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from webrtc_models import RTCIceCandidate, RTCIceCandidateInit
 
 from custom_components.rtcc_share import whep
+from tools.city import cli
 from tools.city.webrtc import SDP_TYPE, SDPFRAG_TYPE, Viewer, WhepRefusedError
 
 from .conftest import CAMERA
@@ -748,3 +750,36 @@ async def test_offer_without_bundle_keeps_its_sections(
     (seen,) = camera.peers.offers
     assert "BUNDLE" not in seen
     assert "m=audio" not in seen
+
+
+async def test_probe_webrtc_reports_first_frame(
+    hass: HomeAssistant,
+    share: whep.WhepShare,
+    http: Any,
+    camera: RingLikeCamera,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`scripts/city probe-webrtc` decodes frames, then ends its session."""
+    url = str(http.make_url(share.path))
+    status = await hass.async_add_executor_job(
+        cli.main, ["probe-webrtc", "--url", url, "--seconds", "1.5"]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert re.fullmatch(
+        r"first frame \d+\.\d{3} s after the 201; \d+ frames \(160x96\) in 1.5 s\n",
+        out,
+    )
+    assert share.viewer_summary()[0]["ended"] == "deleted"
+
+
+async def test_probe_webrtc_refused(
+    hass: HomeAssistant, http: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown token: the probe says so and fails."""
+    url = str(http.make_url(f"{whep.URL_PREFIX}/{'x' * 43}"))
+    status = await hass.async_add_executor_job(
+        cli.main, ["probe-webrtc", "--url", url, "--seconds", "0"]
+    )
+    assert status == 1
+    assert "refused: HTTP 404" in capsys.readouterr().err
