@@ -1,7 +1,9 @@
 """The WebRTC live view (WHEP): real aiortc peers both sides, real H.264, loopback."""
 
+import ast
 import asyncio
 from collections.abc import AsyncGenerator, Callable
+from http import HTTPStatus
 import logging
 from pathlib import Path
 import re
@@ -23,6 +25,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from webrtc_models import RTCIceCandidate, RTCIceCandidateInit
+import yaml
 
 from custom_components.rtcc_share import whep
 from tools.city import cli
@@ -714,7 +717,7 @@ async def test_camera_candidates_by_mid_and_end_of_candidates(
         .replace("a=recvonly", "a=sendrecv")
     )
 
-    with pytest.warns(DeprecationWarning):
+    with pytest.warns(DeprecationWarning, match="RTCIceCandidateInit"):
         # Older integrations still send the deprecated RTCIceCandidate.
         legacy = RTCIceCandidate("candidate:2 1 udp 9 127.0.0.1 10 typ host")
 
@@ -783,3 +786,49 @@ async def test_probe_webrtc_refused(
     )
     assert status == 1
     assert "refused: HTTP 404" in capsys.readouterr().err
+
+
+def test_every_whep_error_documented() -> None:
+    """Each WhepError status and code of whep.py is in docs/openapi.yaml."""
+    root = Path(__file__).parent.parent
+    spec = yaml.safe_load((root / "docs" / "openapi.yaml").read_text("utf-8"))
+    source = (root / "custom_components" / "rtcc_share" / "whep.py").read_text("utf-8")
+    emitted = {
+        (HTTPStatus[call.args[0].attr].value, call.args[1].value)
+        for call in ast.walk(ast.parse(source))
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "WhepError"
+        and len(call.args) >= 2
+        and isinstance(call.args[0], ast.Attribute)
+        and isinstance(call.args[1], ast.Constant)
+    }
+    assert len(emitted) == 6
+    documented: set[tuple[int, str]] = set()
+    for path in (
+        "/api/rtcc_share/whep/{token}",
+        "/api/rtcc_share/whep/{token}/{session}",
+    ):
+        for operation in spec["paths"][path].values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for status, response in operation["responses"].items():
+                if "$ref" in response:
+                    response = spec["components"]["responses"][
+                        response["$ref"].rsplit("/", 1)[1]
+                    ]
+                schema = (
+                    response.get("content", {})
+                    .get("application/json", {})
+                    .get("schema", {})
+                )
+                for part in schema.get("allOf", []):
+                    for code in (
+                        part.get("properties", {}).get("error", {}).get("enum", [])
+                    ):
+                        documented.add((int(status), code))
+    assert emitted <= documented
+    codes = set(
+        spec["components"]["schemas"]["WhepError"]["properties"]["error"]["enum"]
+    )
+    assert {code for _, code in emitted} == codes
