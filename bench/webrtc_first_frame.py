@@ -26,7 +26,9 @@ untranscoded, as go2rtc does for a camera. For each run:
   every viewer's track has ended is recorded.
 
 The keyframe interval (the baseline) is measured in the same run by reading
-the feed with PyAV. Run from the repository root (about 2 min):
+the feed with PyAV. The feed starts every new connection with a keyframe; a
+real camera joined mid-GOP adds up to one keyframe interval (the target
+allows for that). Run from the repository root (about 2 min):
 
     .venv/bin/python bench/webrtc_first_frame.py [--runs 5] [--port 18433]
 
