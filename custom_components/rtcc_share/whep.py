@@ -533,6 +533,7 @@ class _WhepView(HomeAssistantView):
     routes are added without it and every response carries its own headers.
     """
 
+    url: str
     requires_auth = False
     cors_allowed = False
 
@@ -540,7 +541,6 @@ class _WhepView(HomeAssistantView):
         self, hass: HomeAssistant, app: web.Application, router: web.UrlDispatcher
     ) -> None:
         """Add the routes, without HA's CORS handling."""
-        assert self.url is not None
         for method in ("post", "patch", "delete", "options"):
             if handler := getattr(self, method, None):
                 router.add_route(
