@@ -957,3 +957,22 @@ async def test_chromium_on_another_origin_plays_and_reads_location(
     assert result["frames"] > 0
     assert camera.peers.remote_candidates
     assert share.viewer_summary()[0]["ended"] == "deleted"
+
+
+async def test_revoke_while_offer_is_read_opens_no_camera_session(
+    hass: HomeAssistant, share: whep.WhepShare, http: Any, camera: RingLikeCamera
+) -> None:
+    """An offer whose body arrives after the share ended gets 404, camera untouched."""
+    arrived = asyncio.Event()
+
+    async def slow_body() -> AsyncGenerator[bytes]:
+        yield OFFER[:20].encode()
+        await arrived.wait()
+        yield OFFER[20:].encode()
+
+    post = asyncio.create_task(_post(http, share.path, slow_body(), SDP_TYPE))  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    await whep.async_revoke(hass, share)
+    arrived.set()
+    assert (await post).status == 404
+    assert not camera.peers.offers

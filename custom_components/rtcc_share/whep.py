@@ -646,6 +646,9 @@ def _camera(share: WhepShare) -> Camera:
 
 def _open(share: WhepShare, plan: _Plan, address: str) -> ViewerSession:
     """Reserve a slot, counting sessions still being negotiated."""
+    if share.revoked:
+        # Revoked while the offer was being read.
+        raise _not_found()
     if len(share.sessions) >= MAX_SESSIONS:
         raise WhepError(
             HTTPStatus.CONFLICT,
