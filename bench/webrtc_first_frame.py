@@ -17,6 +17,10 @@ untranscoded, as go2rtc does for a camera. For each run:
 - HLS: a signed activation is granted and, from its 201, the LL-HLS fast
   path (blocking playlist for part 0, init.mp4, part 0, decode) runs, as in
   bench/time_to_first_frame.py;
+- Chromium (if Debian's `chromium` is installed): headless, on the viewer
+  page tools/city/whep_viewer.html from another origin, its own
+  RTCPeerConnection trickling its candidates; the time from the 201 to the
+  first decoded frame (getStats `framesDecoded`, polled every 10 ms);
 - WebRTC: a WHEP share of the same camera is opened (through `rtcc_bench`,
   until the grant hands out `webrtc_url`), an aiortc viewer POSTs a
   receive-only offer and decodes; the time from the 201 to the first
@@ -38,9 +42,11 @@ Prints one summary line per figure; exits 0 whether or not a target is met.
 # ruff: noqa: INP001
 import argparse
 import asyncio
+import json
 from pathlib import Path
 import sys
 import time
+from typing import Any
 from unittest.mock import patch
 
 import aiohttp
@@ -67,6 +73,7 @@ from harness import (
 )
 from time_to_first_frame import Run, _fast, _keyframe_interval
 
+from tools.city.chromium import chromium, viewer_page
 from tools.city.webrtc import SDPFRAG_TYPE, Viewer
 
 SESSIONS = 4
@@ -83,6 +90,13 @@ async def _webrtc_first_frame(bench: Bench, url: str) -> float:
         return viewer.time_to_first_frame
     finally:
         await viewer.close()
+
+
+async def _chromium_first_frame(page: Any, url: str) -> float:
+    result = await page.js(f"watch({json.dumps(url)})")
+    if result["status"] != 201 or result["firstFrameMs"] is None:
+        raise RuntimeError(f"Chromium got no frame: {result['status']}")
+    return float(result["firstFrameMs"]) / 1000
 
 
 async def _gone(session: aiohttp.ClientSession, url: str, t0: float) -> float:
@@ -124,7 +138,7 @@ async def _revoke(bench: Bench, base: str) -> tuple[float, float]:
             await viewer.close(delete=False)
 
 
-async def measure(bench: Bench, runs: int) -> None:
+async def measure(bench: Bench, runs: int, page: Any) -> None:
     """Grant / open, watch, end; print the summary lines."""
     api, session = bench.api, bench.session
     base = f"http://{HOST}:{bench.hass.port}"
@@ -136,6 +150,7 @@ async def measure(bench: Bench, runs: int) -> None:
     )
     hls: list[float] = []
     webrtc: list[float] = []
+    browser: list[float] = []
     gone: list[float] = []
     ended: list[float] = []
     for index in range(runs):
@@ -152,6 +167,13 @@ async def measure(bench: Bench, runs: int) -> None:
         if status != 200:
             raise RuntimeError(f"activation.ended answered {status} {reply}")
         await api.reset_history(share)
+
+        if page is not None:
+            whep = await api.call("POST", f"/api/rtcc_bench/whep/{FEED_CAMERA}")
+            browser.append(await _chromium_first_frame(page, base + whep["path"]))
+            token = whep["path"].rsplit("/", 1)[1]
+            await api.call("DELETE", f"/api/rtcc_bench/whep/{token}")
+            note(f"run {index + 1}: Chromium first frame {browser[-1]:.2f} s")
 
         whep = await api.call("POST", f"/api/rtcc_bench/whep/{FEED_CAMERA}")
         webrtc.append(await _webrtc_first_frame(bench, base + whep["path"]))
@@ -176,6 +198,16 @@ async def measure(bench: Bench, runs: int) -> None:
         f"{baseline:.2f} s = ratio {value / baseline:.2f} (target <= {target:.2f} s "
         f"= 0.5 s + keyframe interval {interval:.2f} s) {verdict(value <= target)}"
     )
+    if browser:
+        value = median(browser)
+        out(
+            f"time to first frame over WebRTC (WHEP 201 -> decoded frame, headless "
+            f"Chromium, trickling), median of {runs}: {value:.2f} s vs LL-HLS "
+            f"{baseline:.2f} s = ratio {value / baseline:.2f} (target <= "
+            f"{target:.2f} s) {verdict(value <= target)}"
+        )
+    else:
+        note("Chromium not installed: no browser figure")
     p99_gone, p99_ended = percentile(gone, 99), percentile(ended, 99)
     out(
         f"revoke with {SESSIONS} WebRTC sessions, p99 of {runs}: every session URL "
@@ -187,7 +219,11 @@ async def measure(bench: Bench, runs: int) -> None:
 
 async def _with_feed(bench: Bench, runs: int) -> None:
     async with feed_process(bench):
-        await measure(bench, runs)
+        if chromium() is None:
+            await measure(bench, runs, None)
+            return
+        async with viewer_page(bench.hass.port + 17) as page:
+            await measure(bench, runs, page)
 
 
 async def main() -> int:

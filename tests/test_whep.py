@@ -3,20 +3,15 @@
 import ast
 import asyncio
 from collections.abc import AsyncGenerator, Callable
-import contextlib
 from http import HTTPStatus
 import json
 import logging
 from pathlib import Path
 import re
-import shutil
-import subprocess
-import tempfile
 from typing import Any
 from unittest.mock import patch
 
-import aiohttp
-from aiohttp import ClientResponse, web
+from aiohttp import ClientResponse
 import aioice.ice
 from homeassistant.components.camera import Camera, async_register_webrtc_provider
 from homeassistant.components.camera.webrtc import (
@@ -35,8 +30,8 @@ import yaml
 
 from custom_components.rtcc_share import whep
 from tools.city import cli
+from tools.city.chromium import chromium, viewer_page
 from tools.city.webrtc import SDP_TYPE, SDPFRAG_TYPE, Viewer, WhepRefusedError
-from tools.screenshots.__main__ import CHROMIUM_FLAGS, Page
 
 from .conftest import CAMERA
 from .webrtc_camera import (
@@ -841,106 +836,16 @@ def test_every_whep_error_documented() -> None:
     assert {code for _, code in emitted} == codes
 
 
-CHROMIUM = shutil.which("chromium")
 DEVTOOLS_PORT = 18450
-# The city's page: the browser's own RTCPeerConnection, on another origin,
-# trickling its candidates in a PATCH as browsers do.
-CITY_PAGE = """<!doctype html><title>city</title><script>
-async function watch(url) {
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver("audio", {direction: "recvonly"});
-  pc.addTransceiver("video", {direction: "recvonly"});
-  const candidates = [];
-  const gathered = new Promise(done => pc.onicecandidate = event => {
-    if (event.candidate && event.candidate.candidate) candidates.push(event.candidate);
-    else done();
-  });
-  await pc.setLocalDescription(await pc.createOffer());
-  const response = await fetch(url, {method: "POST",
-    headers: {"Content-Type": "application/sdp"}, body: pc.localDescription.sdp});
-  const answer = await response.text();
-  if (response.status !== 201) return {status: response.status, answer};
-  const location = new URL(response.headers.get("Location"), url).href;
-  await pc.setRemoteDescription({type: "answer", sdp: answer});
-  await gathered;
-  const frag = candidates.map(c => `a=mid:${c.sdpMid}\\r\\na=${c.candidate}\\r\\n`).join("")
-    + "a=end-of-candidates\\r\\n";
-  const patched = await fetch(location, {method: "PATCH",
-    headers: {"Content-Type": "application/trickle-ice-sdpfrag"}, body: frag});
-  let frames = 0;
-  for (let i = 0; i < 200 && frames === 0; i++) {
-    await new Promise(r => setTimeout(r, 100));
-    (await pc.getStats()).forEach(s => {
-      if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded || 0;
-    });
-  }
-  const deleted = await fetch(location, {method: "DELETE"});
-  pc.close();
-  return {status: response.status, answer, location, frames,
-          patch: patched.status, delete: deleted.status};
-}
-</script>"""
 
 
 @pytest.fixture
 async def chromium_page() -> AsyncGenerator[Any]:
-    """Headless Chromium on a page of another (loopback) origin, over DevTools."""
-    if CHROMIUM is None:
+    """Headless Chromium on the city's viewer page, served from another origin."""
+    if chromium() is None:
         pytest.skip("Debian's chromium is not installed")
-
-    async def city_page(request: web.Request) -> web.Response:
-        return web.Response(text=CITY_PAGE, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", city_page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    origin = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
-        browser = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [
-                CHROMIUM,
-                *CHROMIUM_FLAGS,
-                "--allow-loopback-in-peer-connection",
-                "--disable-features=WebRtcHideLocalIpsWithMdns",
-                f"--remote-debugging-port={DEVTOOLS_PORT}",
-                f"--user-data-dir={profile}",
-                origin,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            async with aiohttp.ClientSession() as session:
-                pages: list[dict[str, Any]] = []
-                async with asyncio.timeout(30):
-                    while not pages:
-                        with contextlib.suppress(aiohttp.ClientError):
-                            targets = await (
-                                await session.get(
-                                    f"http://127.0.0.1:{DEVTOOLS_PORT}/json"
-                                )
-                            ).json()
-                            pages = [
-                                t
-                                for t in targets
-                                if t["type"] == "page" and t["url"].startswith(origin)
-                            ]
-                        await asyncio.sleep(0.2)
-                async with session.ws_connect(
-                    pages[0]["webSocketDebuggerUrl"], max_msg_size=0
-                ) as ws:
-                    page = Page(ws)
-                    async with asyncio.timeout(30):
-                        while await page.js("typeof watch") != "function":
-                            await asyncio.sleep(0.1)
-                    yield page
-        finally:
-            browser.terminate()
-            await asyncio.get_running_loop().run_in_executor(None, browser.wait, 10)
-            await runner.cleanup()
+    async with viewer_page(DEVTOOLS_PORT) as page:
+        yield page
 
 
 async def test_chromium_on_another_origin_plays_and_reads_location(
