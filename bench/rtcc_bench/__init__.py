@@ -8,7 +8,9 @@ Never part of the integration or the HACS package. It adds:
 - `POST /api/rtcc_bench/reset/{entry_id}` (owner token required), which
   empties the entry's share history. That resets the resident's rolling
   daily budget (activations and minutes), for measurement only, so one run
-  can take hundreds of samples. Nothing else of the session is touched.
+  can take hundreds of samples. Nothing else of the session is touched;
+- a WebRTC provider relaying the demo doorbell's feed, and a view opening
+  and revoking WHEP shares (webrtc.py).
 """
 
 from http import HTTPStatus
@@ -20,6 +22,8 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.typing import ConfigType
 import probatio
+
+from .webrtc import async_setup_webrtc
 
 DOMAIN = "rtcc_bench"
 CONF_WEBHOOK_ID = "webhook_id"
@@ -69,4 +73,5 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         allowed_methods=["POST"],
     )
     hass.http.register_view(ResetHistoryView())
+    await async_setup_webrtc(hass)
     return True

@@ -6,7 +6,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from . import stream_share, webhook
+from . import stream_share, webhook, whep
 from .activation import Activations
 from .audit import AuditLog, AuditUnavailableError
 from .const import (
@@ -40,9 +40,10 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the actions and the share view once."""
+    """Register the actions and the share views once."""
     async_setup_services(hass)
     stream_share.async_setup_view(hass)
+    whep.async_setup_view(hass)
     return True
 
 

@@ -154,7 +154,60 @@ def build_parser() -> argparse.ArgumentParser:
     end.add_argument(
         "--operator-id", default="op-1", help="operator id (default: %(default)s)"
     )
+
+    probe = commands.add_parser(
+        "probe-webrtc",
+        help="receive a webrtc_url's video for N seconds (WHEP, aiortc)",
+        description="Open a WebRTC viewer session on a grant's webrtc_url, "
+        "decode the video it receives for --seconds, end the session (DELETE) "
+        "and report the time from the 201 to the first decoded frame and the "
+        "frame count. Needs no key: the URL's token is the credential.",
+    )
+    probe.add_argument("--url", required=True, help="the grant's webrtc_url")
+    probe.add_argument(
+        "--seconds",
+        type=_finite,
+        default=5,
+        help="how long to receive (default: %(default)s)",
+    )
+    probe.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the home's TLS certificate (self-signed lab setups only)",
+    )
     return parser
+
+
+def _probe_webrtc(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - aiortc only for this command
+
+    import aiohttp  # noqa: PLC0415
+
+    from . import webrtc  # noqa: PLC0415
+
+    async def run() -> webrtc.Viewer:
+        connector = aiohttp.TCPConnector(ssl=False) if args.insecure else None
+        async with aiohttp.ClientSession(connector=connector) as http:
+            return await webrtc.probe(http, args.url, max(args.seconds, 0))
+
+    try:
+        viewer = asyncio.run(run())
+    except webrtc.WhepRefusedError as err:
+        _write(f"refused: HTTP {err.status} {err.body}", err=True)
+        return 1
+    except (aiohttp.ClientError, OSError, ValueError) as err:
+        _write(f"no WebRTC session: {type(err).__name__}: {err}", err=True)
+        return 1
+    first = viewer.time_to_first_frame
+    if first is None:
+        _write(f"no video frame in {args.seconds:g} s")
+        return 1
+    width, height = viewer.size or (0, 0)
+    _write(
+        f"first frame {first:.3f} s after the 201; {viewer.frames} frames "
+        f"({width}x{height}) in {args.seconds:g} s"
+    )
+    return 0
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -226,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "keygen":
         return _keygen(args)
+    if args.command == "probe-webrtc":
+        return _probe_webrtc(args)
 
     if not args.key:
         parser.error(f"--key is required (or set {KEY_ENV})")

@@ -1,0 +1,251 @@
+"""Benchmark: first frame over WebRTC (WHEP) vs HLS, and WebRTC revocation.
+
+Claims checked:
+- from the WHEP 201 to the first decoded frame takes at most 0.5 s plus the
+  source's keyframe interval (median), against the HLS figure of the same
+  source measured in the same run;
+- revoking a share closes every WebRTC session and its URLs answer 404
+  within 1 s (p99).
+
+How: starts a real Home Assistant (`bench/harness.py`, port 18433 by
+default) with `camera.bench_feed`, whose source is the demo clip as a
+real-time H.264 MPEG-TS served on loopback by a separate process (15 fps,
+keyframe every second), and the bench-only `rtcc_bench` WebRTC provider,
+which relays that feed's H.264 packets over WebRTC with aiortc,
+untranscoded, as go2rtc does for a camera. For each run:
+
+- HLS: a signed activation is granted and, from its 201, the LL-HLS fast
+  path (blocking playlist for part 0, init.mp4, part 0, decode) runs, as in
+  bench/time_to_first_frame.py;
+- Chromium (if Debian's `chromium` is installed): headless, on the viewer
+  page tools/city/whep_viewer.html from another origin, its own
+  RTCPeerConnection trickling its candidates; the time from the 201 to the
+  first decoded frame (getStats `framesDecoded`, polled every 10 ms);
+- WebRTC: a WHEP share of the same camera is opened (through `rtcc_bench`,
+  until the grant hands out `webrtc_url`), an aiortc viewer POSTs a
+  receive-only offer and decodes; the time from the 201 to the first
+  decoded frame is recorded;
+- revoke: four viewer sessions are opened and decoding, the share is
+  revoked, and the time until every session URL answers 404 and until
+  every viewer's track has ended is recorded.
+
+The keyframe interval (the baseline) is measured in the same run by reading
+the feed with PyAV. The feed starts every new connection with a keyframe; a
+real camera joined mid-GOP adds up to one keyframe interval (the target
+allows for that). Run from the repository root (about 2 min):
+
+    .venv/bin/python bench/webrtc_first_frame.py [--runs 5] [--port 18433]
+
+Prints one summary line per figure; exits 0 whether or not a target is met.
+"""
+
+# ruff: noqa: INP001
+import argparse
+import asyncio
+import json
+from pathlib import Path
+import sys
+import time
+from typing import Any
+from unittest.mock import patch
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aioice.ice
+from harness import (
+    FEED_CAMERA,
+    FEED_CAMERA_NAME,
+    HOST,
+    Bench,
+    activate,
+    end,
+    feed_process,
+    feed_url,
+    median,
+    note,
+    out,
+    percentile,
+    run_bench,
+    verdict,
+)
+from time_to_first_frame import Run, _fast, _keyframe_interval
+
+from tools.city.chromium import chromium, viewer_page
+from tools.city.webrtc import SDPFRAG_TYPE, Viewer
+
+SESSIONS = 4
+FRAME_TIMEOUT_S = 30
+
+
+async def _webrtc_first_frame(bench: Bench, url: str) -> float:
+    viewer = Viewer(bench.session, url)
+    try:
+        await viewer.start()
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            await viewer.first_frame.wait()
+        assert viewer.time_to_first_frame is not None
+        return viewer.time_to_first_frame
+    finally:
+        await viewer.close()
+
+
+async def _chromium_first_frame(page: Any, url: str) -> float:
+    result = await page.js(f"watch({json.dumps(url)})")
+    if result["status"] != 201 or result["firstFrameMs"] is None:
+        raise RuntimeError(f"Chromium got no frame: {result['status']}")
+    return float(result["firstFrameMs"]) / 1000
+
+
+async def _gone(session: aiohttp.ClientSession, url: str, t0: float) -> float:
+    """Poll a session URL (harmless PATCH) until it answers 404."""
+    while True:
+        async with session.patch(
+            url, data=b"a=end-of-candidates\r\n", headers={"Content-Type": SDPFRAG_TYPE}
+        ) as response:
+            if response.status == 404:
+                return time.monotonic() - t0
+        await asyncio.sleep(0.005)
+
+
+async def _ended(viewer: Viewer, t0: float) -> float:
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        await viewer.ended.wait()
+    return time.monotonic() - t0
+
+
+async def _revoke(bench: Bench, base: str) -> tuple[float, float]:
+    """Open four decoding sessions, revoke; return (all 404, all media ended)."""
+    share = await bench.api.call("POST", f"/api/rtcc_bench/whep/{FEED_CAMERA}")
+    viewers = [Viewer(bench.session, base + share["path"]) for _ in range(SESSIONS)]
+    try:
+        for viewer in viewers:
+            await viewer.start()
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            await asyncio.gather(*(v.first_frame.wait() for v in viewers))
+        token = share["path"].rsplit("/", 1)[1]
+        t0 = time.monotonic()
+        gone = asyncio.gather(
+            *(_gone(bench.session, v.location or "", t0) for v in viewers)
+        )
+        ended = asyncio.gather(*(_ended(v, t0) for v in viewers))
+        await bench.api.call("DELETE", f"/api/rtcc_bench/whep/{token}")
+        return max(await gone), max(await ended)
+    finally:
+        for viewer in viewers:
+            await viewer.close(delete=False)
+
+
+async def measure(bench: Bench, runs: int, page: Any) -> None:
+    """Grant / open, watch, end; print the summary lines."""
+    api, session = bench.api, bench.session
+    base = f"http://{HOST}:{bench.hass.port}"
+    share = await api.add_share(FEED_CAMERA, max_activations_per_day=24)
+    await api.set_consent(share, True)
+    loop = asyncio.get_running_loop()
+    interval = await loop.run_in_executor(
+        None, _keyframe_interval, feed_url(bench.hass.port)
+    )
+    hls: list[float] = []
+    webrtc: list[float] = []
+    browser: list[float] = []
+    gone: list[float] = []
+    ended: list[float] = []
+    for index in range(runs):
+        activation = f"WEBRTC-{index:02d}"
+        status, reply, _ = await activate(session, share, activation)
+        if status != 201:
+            raise RuntimeError(f"activation answered {status} {reply}")
+        run = Run()
+        async with asyncio.timeout(60):
+            await _fast(session, reply["stream_url"], time.monotonic(), run)
+        hls.append(run.fast["frame decoded"])
+        note(f"run {index + 1}: LL-HLS first frame {hls[-1]:.2f} s")
+        status, reply, _ = await end(session, share, activation)
+        if status != 200:
+            raise RuntimeError(f"activation.ended answered {status} {reply}")
+        await api.reset_history(share)
+
+        if page is not None:
+            whep = await api.call("POST", f"/api/rtcc_bench/whep/{FEED_CAMERA}")
+            browser.append(await _chromium_first_frame(page, base + whep["path"]))
+            token = whep["path"].rsplit("/", 1)[1]
+            await api.call("DELETE", f"/api/rtcc_bench/whep/{token}")
+            note(f"run {index + 1}: Chromium first frame {browser[-1]:.2f} s")
+
+        whep = await api.call("POST", f"/api/rtcc_bench/whep/{FEED_CAMERA}")
+        webrtc.append(await _webrtc_first_frame(bench, base + whep["path"]))
+        note(f"run {index + 1}: WebRTC first frame {webrtc[-1]:.2f} s")
+        await api.call(
+            "DELETE", f"/api/rtcc_bench/whep/{whep['path'].rsplit('/', 1)[1]}"
+        )
+
+        all_gone, all_ended = await _revoke(bench, base)
+        gone.append(all_gone)
+        ended.append(all_ended)
+        note(
+            f"run {index + 1}: revoke: all {SESSIONS} URLs 404 after "
+            f"{all_gone * 1000:.0f} ms, all media ended after {all_ended * 1000:.0f} ms"
+        )
+
+    value, baseline = median(webrtc), median(hls)
+    target = 0.5 + interval
+    out(
+        f"time to first frame over WebRTC (WHEP 201 -> decoded frame, aiortc), "
+        f"median of {runs}: {value:.2f} s vs LL-HLS first part of the same source "
+        f"{baseline:.2f} s = ratio {value / baseline:.2f} (target <= {target:.2f} s "
+        f"= 0.5 s + keyframe interval {interval:.2f} s) {verdict(value <= target)}"
+    )
+    if browser:
+        value = median(browser)
+        out(
+            f"time to first frame over WebRTC (WHEP 201 -> decoded frame, headless "
+            f"Chromium, trickling), median of {runs}: {value:.2f} s vs LL-HLS "
+            f"{baseline:.2f} s = ratio {value / baseline:.2f} (target <= "
+            f"{target:.2f} s) {verdict(value <= target)}"
+        )
+    else:
+        note("Chromium not installed: no browser figure")
+    p99_gone, p99_ended = percentile(gone, 99), percentile(ended, 99)
+    out(
+        f"revoke with {SESSIONS} WebRTC sessions, p99 of {runs}: every session URL "
+        f"404 after {p99_gone * 1000:.0f} ms, every viewer's media ended after "
+        f"{p99_ended * 1000:.0f} ms (target <= 1000 ms) "
+        f"{verdict(max(p99_gone, p99_ended) <= 1)}"
+    )
+
+
+async def _with_feed(bench: Bench, runs: int) -> None:
+    async with feed_process(bench):
+        if chromium() is None:
+            await measure(bench, runs, None)
+            return
+        async with viewer_page(bench.hass.port + 17) as page:
+            await measure(bench, runs, page)
+
+
+async def main() -> int:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--port", type=int, default=18433)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
+    args = parser.parse_args()
+    # The viewer's ICE on loopback too, like the provider's.
+    with patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]):
+        await run_bench(
+            args.port,
+            lambda bench: _with_feed(bench, args.runs),
+            keep=args.keep,
+            extra_cameras={FEED_CAMERA_NAME: feed_url(args.port)},
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(asyncio.run(main()))
+    except aiohttp.ClientError as err:
+        sys.exit(f"webrtc_first_frame: {type(err).__name__}: {err}")

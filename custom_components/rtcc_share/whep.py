@@ -1,0 +1,734 @@
+"""The WebRTC live view: a WHEP endpoint over Home Assistant's camera WebRTC API.
+
+The home relays signalling only. The city's offer goes to the camera entity's
+`async_handle_async_webrtc_offer` (a native implementation such as Ring's or
+Nest's, or a registered WebRTC provider such as go2rtc); the media flows from
+wherever the camera's answer points, straight to the city. Each share has its
+own unguessable token; every URL under it answers 404 once it is revoked.
+
+The SDP is rewritten only where the contract requires it: audio m-lines are
+cut out of what the camera sees unless the resident shares audio (and come
+back rejected, port 0, in the answer), `sendrecv` answers become `sendonly`,
+and candidates the camera trickles after its answer are gathered into it, so
+that a client which does not trickle (ffmpeg, OBS) can connect.
+"""
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+import logging
+import secrets
+from typing import Any, Final
+
+from aiohttp import web
+from homeassistant.components.camera import Camera
+from homeassistant.components.camera.const import StreamType
+from homeassistant.components.camera.helper import get_camera_from_entity_id
+from homeassistant.components.camera.webrtc import (
+    WebRTCAnswer,
+    WebRTCCandidate,
+    WebRTCError,
+    WebRTCMessage,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.http import (
+    KEY_HASS,
+    HomeAssistantView,
+    request_handler_factory,
+)
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+from homeassistant.util.ulid import ulid
+from webrtc_models import RTCIceCandidateInit
+
+from .const import DOMAIN
+
+_LOGGER = logging.getLogger(__name__)
+
+URL_PREFIX: Final = f"/api/{DOMAIN}/whep"
+SDP_TYPE: Final = "application/sdp"
+SDPFRAG_TYPE: Final = "application/trickle-ice-sdpfrag"
+MAX_BODY_BYTES: Final = 64 * 1024
+MAX_SESSIONS: Final = 4
+ANSWER_TIMEOUT_S: Final = 10.0
+# How long candidates trickled by the camera after its answer are awaited.
+CANDIDATE_WAIT_S: Final = 2.0
+
+_TOKEN: Final = r"{token:[A-Za-z0-9_-]{43}}"
+_SESSION: Final = r"{session:[A-Za-z0-9_-]{22}}"
+_RECEIVE_ONLY: Final = frozenset({"recvonly", "inactive"})
+_DIRECTIONS: Final = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
+_END_OF_CANDIDATES: Final = "a=end-of-candidates"
+_CORS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location, Link",
+}
+_PREFLIGHT: Final = {
+    **_CORS,
+    "Access-Control-Allow-Methods": "POST, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, If-Match",
+    "Access-Control-Max-Age": "600",
+}
+
+_SHARES: HassKey[dict[str, WhepShare]] = HassKey(f"{DOMAIN}_whep_shares")
+
+
+class WhepError(Exception):
+    """A request the endpoint refuses, with its status and error code."""
+
+    def __init__(self, status: HTTPStatus, error: str, detail: str = "") -> None:
+        """Keep the status, the contract's error code and a plain detail."""
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def _bad(detail: str) -> WhepError:
+    return WhepError(HTTPStatus.BAD_REQUEST, "invalid_sdp", detail)
+
+
+def _camera_failed(detail: str) -> WhepError:
+    return WhepError(HTTPStatus.SERVICE_UNAVAILABLE, "camera_unavailable", detail)
+
+
+def _not_found() -> WhepError:
+    return WhepError(HTTPStatus.NOT_FOUND, "not_found")
+
+
+@dataclass(slots=True)
+class _Media:
+    """One m-section: its `m=` line first."""
+
+    lines: list[str]
+
+    @property
+    def kind(self) -> str:
+        return self.lines[0][2:].split(" ", 1)[0]
+
+    @property
+    def mid(self) -> str | None:
+        return next(
+            (line[6:] for line in self.lines if line.startswith("a=mid:")), None
+        )
+
+    def direction(self, default: str) -> str:
+        return next(
+            (line[2:] for line in self.lines if line[2:] in _DIRECTIONS), default
+        )
+
+    def rejected(self) -> list[str]:
+        """Return this section refused: port 0, same formats, no transport."""
+        kind, _port, rest = self.lines[0][2:].split(" ", 2)
+        mid = self.mid
+        return [
+            f"m={kind} 0 {rest}",
+            "c=IN IP4 0.0.0.0",
+            *([f"a=mid:{mid}"] if mid is not None else []),
+            "a=inactive",
+        ]
+
+
+@dataclass(slots=True)
+class _Sdp:
+    """A session description split into its session part and m-sections."""
+
+    session: list[str]
+    media: list[_Media]
+
+    @classmethod
+    def parse(cls, text: str) -> _Sdp:
+        lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
+        if not lines or lines[0] != "v=0":
+            raise _bad("not an SDP session description")
+        if any(len(line) < 2 or line[1] != "=" for line in lines):
+            raise _bad("malformed SDP line")
+        sdp = cls(session=[], media=[])
+        for line in lines:
+            if line.startswith("m="):
+                if len(line[2:].split(" ", 3)) < 4:
+                    raise _bad("malformed m-line")
+                sdp.media.append(_Media([line]))
+            elif sdp.media:
+                sdp.media[-1].lines.append(line)
+            else:
+                sdp.session.append(line)
+        if not sdp.media:
+            raise _bad("no m-line")
+        return sdp
+
+    @property
+    def direction(self) -> str:
+        return next((line[2:] for line in self.session if line[2:] in _DIRECTIONS), "")
+
+    @property
+    def bundle(self) -> list[str]:
+        for line in self.session:
+            if line.startswith("a=group:BUNDLE"):
+                return line.split()[1:]
+        return []
+
+    def render(self, media: Sequence[list[str]] | None = None) -> str:
+        sections = [m.lines for m in self.media] if media is None else media
+        return "\r\n".join([*self.session, *(x for s in sections for x in s)]) + "\r\n"
+
+
+def _is_candidate(line: str) -> bool:
+    return line.startswith("a=candidate:") or line == _END_OF_CANDIDATES
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The city's offer, and which of its m-sections the camera sees."""
+
+    offer: _Sdp
+    kept: list[int]
+    camera_offer: str
+    camera_mids: list[str | None]
+
+    def camera_index(self, mid: str | None) -> int | None:
+        """Map a city mid to the camera's m-line index (None: nowhere)."""
+        for city_index, media in enumerate(self.offer.media):
+            if media.mid == mid:
+                if city_index in self.kept:
+                    return self.kept.index(city_index)
+                # A bundled, removed m-section shares the bundle's transport.
+                return 0 if mid in self.offer.bundle else None
+        return 0 if mid is None else None
+
+
+def plan_offer(text: str, *, share_audio: bool) -> _Plan:
+    """Validate a city's offer and derive what the camera is asked for."""
+    offer = _Sdp.parse(text)
+    default = offer.direction or "sendrecv"
+    if any(m.direction(default) not in _RECEIVE_ONLY for m in offer.media):
+        raise _bad("the offer must be receive-only (recvonly or inactive)")
+    kept = [
+        index
+        for index, media in enumerate(offer.media)
+        if share_audio or media.kind != "audio"
+    ]
+    if not kept:
+        raise _bad("the offer asks for no video")
+    removed = {offer.media[i].mid for i in range(len(offer.media)) if i not in kept}
+    sections = [list(offer.media[i].lines) for i in kept]
+    bundle = offer.bundle
+    session = list(offer.session)
+    if removed and bundle:
+        kept_bundle = [mid for mid in bundle if mid not in removed]
+        session = [
+            " ".join(["a=group:BUNDLE", *kept_bundle])
+            if line.startswith("a=group:BUNDLE")
+            else line
+            for line in session
+        ]
+        # A non-trickling client may have put the bundle's candidates only in
+        # a removed m-section: move them to the first section the camera sees.
+        first = sections[0]
+        if not any(_is_candidate(line) for line in first):
+            for index, media in enumerate(offer.media):
+                if index not in kept and media.mid in bundle:
+                    first.extend(line for line in media.lines if _is_candidate(line))
+                    break
+    camera_offer = _Sdp(session=session, media=[_Media(s) for s in sections])
+    return _Plan(
+        offer=offer,
+        kept=kept,
+        camera_offer=camera_offer.render(),
+        camera_mids=[media.mid for media in camera_offer.media],
+    )
+
+
+def _candidate_line(candidate: str) -> str:
+    return "a=" + (
+        candidate if candidate.startswith("candidate:") else f"candidate:{candidate}"
+    )
+
+
+def build_answer(
+    plan: _Plan, answer_text: str, candidates: Sequence[RTCIceCandidateInit]
+) -> str:
+    """Return the city's answer from the camera's, as the contract shapes it."""
+    try:
+        answer = _Sdp.parse(answer_text)
+    except WhepError:
+        raise _camera_failed("the camera's answer is not SDP") from None
+    if len(answer.media) != len(plan.kept):
+        raise _camera_failed("the camera's answer does not match the offer")
+    # The offer is receive-only, so the home only ever sends.
+    answer.session = [
+        "a=sendonly" if line == "a=sendrecv" else line for line in answer.session
+    ]
+    sections = [
+        ["a=sendonly" if line == "a=sendrecv" else line for line in media.lines]
+        for media in answer.media
+    ]
+    mids = [media.mid for media in answer.media]
+    for candidate in candidates:
+        if candidate.sdp_mid in mids:
+            index = mids.index(candidate.sdp_mid)
+        else:
+            index = candidate.sdp_m_line_index or 0
+        if index < len(sections) and candidate.candidate:
+            line = _candidate_line(candidate.candidate)
+            if line not in sections[index]:
+                sections[index].append(line)
+    city: list[list[str]] = []
+    for city_index, media in enumerate(plan.offer.media):
+        if city_index in plan.kept:
+            city.append(sections[plan.kept.index(city_index)])
+        else:
+            city.append(media.rejected())
+    return answer.render(city)
+
+
+@dataclass(slots=True)
+class _Trickle:
+    """Candidates of a trickle-ice-sdpfrag body, per mid."""
+
+    ufrag: str | None
+    candidates: list[tuple[str | None, str]]
+
+
+def parse_sdpfrag(text: str) -> _Trickle:
+    """Parse a PATCH body (RFC 8840)."""
+    ufrag: str | None = None
+    mid: str | None = None
+    candidates: list[tuple[str | None, str]] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line:
+            continue
+        if len(line) < 2 or line[1] != "=":
+            raise _bad("malformed SDP fragment line")
+        if line.startswith("a=ice-ufrag:"):
+            ufrag = line[12:]
+        elif line.startswith("m="):
+            mid = None
+        elif line.startswith("a=mid:"):
+            mid = line[6:]
+        elif line.startswith("a=candidate:"):
+            candidates.append((mid, line[2:]))
+    return _Trickle(ufrag=ufrag, candidates=candidates)
+
+
+def _ufrag(sdp: _Sdp) -> str | None:
+    for line in [*sdp.session, *(x for m in sdp.media for x in m.lines)]:
+        if line.startswith("a=ice-ufrag:"):
+            return line[12:]
+    return None
+
+
+@dataclass(slots=True)
+class ViewerSession:
+    """One city viewer's WebRTC session."""
+
+    id: str
+    camera_session_id: str
+    address: str
+    plan: _Plan
+    start: datetime
+    end: datetime | None = None
+    ended: str | None = None
+    # True once the city has its 201: only then is it a viewer.
+    opened: bool = False
+    # The camera refused or ended it before the 201.
+    failed: bool = False
+    # The camera's answer; None if the session ended (or was refused) first.
+    answer: asyncio.Future[str | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    candidates: list[RTCIceCandidateInit] = field(default_factory=list)
+    end_of_candidates: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the record for the audit log."""
+        return {
+            "address": self.address,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat() if self.end else None,
+            "ended": self.ended,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """An ICE server the resident configured for the city's clients."""
+
+    url: str
+    username: str | None = None
+    credential: str | None = None
+
+    def link(self) -> str:
+        """Return it as a WHEP `Link` header value."""
+        value = f'<{self.url}>; rel="ice-server"'
+        if self.username is not None and self.credential is not None:
+            value += (
+                f'; username="{self.username}"; credential="{self.credential}"'
+                '; credential-type="password"'
+            )
+        return value
+
+
+@dataclass(slots=True)
+class WhepShare:
+    """One activation's WHEP endpoint and the log of its viewer sessions."""
+
+    hass: HomeAssistant
+    camera_entity_id: str
+    share_audio: bool
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    ice_servers: tuple[IceServer, ...] = ()
+    sessions: dict[str, ViewerSession] = field(default_factory=dict)
+    closed: list[ViewerSession] = field(default_factory=list)
+    revoked: bool = False
+    # Called when a viewer session opens or ends (the resident sees it).
+    on_viewers_changed: Callable[[], None] | None = None
+
+    @property
+    def path(self) -> str:
+        """Return the WHEP endpoint's path (no host)."""
+        return f"{URL_PREFIX}/{self.token}"
+
+    @property
+    def viewers(self) -> int:
+        """Return how many viewer sessions are open."""
+        return sum(1 for s in self.sessions.values() if s.opened)
+
+    def viewer_summary(self) -> list[dict[str, Any]]:
+        """Return every viewer session, in order of start."""
+        opened = [s for s in self.sessions.values() if s.opened]
+        return [s.as_dict() for s in sorted([*self.closed, *opened], key=_start)]
+
+    def changed(self) -> None:
+        """Tell the owner that the viewers changed."""
+        if self.on_viewers_changed is not None:
+            self.on_viewers_changed()
+
+    @callback
+    def async_end_session(self, session: ViewerSession, how: str) -> None:
+        """Close one session at the camera and record how it ended."""
+        if self.sessions.pop(session.id, None) is None:
+            return
+        # Wakes a POST still negotiating it.
+        if not session.answer.done():
+            session.answer.set_result(None)
+        session.end_of_candidates.set()
+        _close_camera_session(self.hass, self.camera_entity_id, session)
+        if session.opened:
+            session.end, session.ended = dt_util.utcnow(), how
+            self.closed.append(session)
+            self.changed()
+
+    @callback
+    def async_revoke(self) -> None:
+        """Close every session; every URL under the token 404s from now on."""
+        self.revoked = True
+        self.hass.data[_SHARES].pop(self.token, None)
+        for session in list(self.sessions.values()):
+            self.async_end_session(session, "share_ended")
+
+
+def _start(session: ViewerSession) -> datetime:
+    return session.start
+
+
+def _close_camera_session(
+    hass: HomeAssistant, camera_entity_id: str, session: ViewerSession
+) -> None:
+    try:
+        camera = get_camera_from_entity_id(hass, camera_entity_id)
+        camera.close_webrtc_session(session.camera_session_id)
+    except Exception as err:  # noqa: BLE001 - a camera's fault must not stop a revoke
+        _LOGGER.warning(
+            "Closing a WebRTC session of %s failed: %s",
+            camera_entity_id,
+            type(err).__name__,
+        )
+
+
+def supports_webrtc(hass: HomeAssistant, camera_entity_id: str) -> bool:
+    """Return whether the camera can stream over WebRTC in Home Assistant."""
+    try:
+        camera = get_camera_from_entity_id(hass, camera_entity_id)
+    except HomeAssistantError:
+        return False
+    return StreamType.WEB_RTC in camera.camera_capabilities.frontend_stream_types
+
+
+@callback
+def async_setup_view(hass: HomeAssistant) -> None:
+    """Register the views once for all entries (from the integration's setup)."""
+    hass.data[_SHARES] = {}
+    hass.http.register_view(WhepEndpointView())
+    hass.http.register_view(WhepSessionView())
+
+
+async def async_start(
+    hass: HomeAssistant,
+    camera_entity_id: str,
+    *,
+    share_audio: bool,
+    ice_servers: Sequence[IceServer] = (),
+) -> WhepShare:
+    """Open the activation's WHEP endpoint (no camera session until a POST)."""
+    if not supports_webrtc(hass, camera_entity_id):
+        raise HomeAssistantError(f"{camera_entity_id} cannot stream over WebRTC")
+    share = WhepShare(
+        hass=hass,
+        camera_entity_id=camera_entity_id,
+        share_audio=share_audio,
+        ice_servers=tuple(ice_servers),
+    )
+    hass.data[_SHARES][share.token] = share
+    return share
+
+
+async def async_revoke(hass: HomeAssistant, share: WhepShare) -> None:
+    """End access at once: the token, then every camera session."""
+    share.async_revoke()
+
+
+def _json_error(err: WhepError) -> web.Response:
+    body: dict[str, str] = {"error": err.error}
+    if err.detail:
+        body["detail"] = err.detail
+    return web.json_response(body, status=err.status, headers=_CORS)
+
+
+async def _read_body(request: web.Request, content_type: str) -> str:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise WhepError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large")
+    if request.content_type != content_type:
+        raise WhepError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            f"expected {content_type}",
+        )
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise WhepError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad("not UTF-8 text") from None
+
+
+def _share(request: web.Request, token: str) -> WhepShare:
+    share = request.app[KEY_HASS].data[_SHARES].get(token)
+    if share is None:
+        raise _not_found()
+    return share
+
+
+class _WhepView(HomeAssistantView):
+    """Token-scoped, unauthenticated, with CORS answered here.
+
+    HA's own CORS (aiohttp_cors) cannot expose `Location`, and with
+    `cors_allowed_origins` configured it would claim these routes too, so the
+    routes are added without it and every response carries its own headers.
+    """
+
+    url: str
+    requires_auth = False
+    cors_allowed = False
+
+    def register(
+        self, hass: HomeAssistant, app: web.Application, router: web.UrlDispatcher
+    ) -> None:
+        """Add the routes, without HA's CORS handling."""
+        for method in ("post", "patch", "delete", "options"):
+            if handler := getattr(self, method, None):
+                router.add_route(
+                    method, self.url, request_handler_factory(hass, self, handler)
+                )
+
+    async def options(self, request: web.Request, **_: str) -> web.Response:
+        """Answer a CORS preflight from any origin."""
+        return web.Response(status=HTTPStatus.NO_CONTENT, headers=_PREFLIGHT)
+
+
+class WhepEndpointView(_WhepView):
+    """`POST` an offer to a share's endpoint."""
+
+    url = f"{URL_PREFIX}/{_TOKEN}"
+    name = f"api:{DOMAIN}:whep"
+
+    async def post(self, request: web.Request, token: str) -> web.Response:
+        """Open a viewer session: 201 with the answer and its Location."""
+        try:
+            share = _share(request, token)
+            plan = plan_offer(
+                await _read_body(request, SDP_TYPE), share_audio=share.share_audio
+            )
+            session = _open(share, plan, request.remote or "unknown")
+            answer = await _negotiate(share, session)
+        except WhepError as err:
+            return _json_error(err)
+        headers = {
+            **_CORS,
+            "Content-Type": SDP_TYPE,
+            "Location": f"{share.path}/{session.id}",
+        }
+        response = web.Response(
+            status=HTTPStatus.CREATED, body=answer.encode(), headers=headers
+        )
+        for server in share.ice_servers:
+            response.headers.add("Link", server.link())
+        return response
+
+
+class WhepSessionView(_WhepView):
+    """`PATCH` (trickle) or `DELETE` a viewer session."""
+
+    url = f"{URL_PREFIX}/{_TOKEN}/{_SESSION}"
+    name = f"api:{DOMAIN}:whep:session"
+
+    async def patch(
+        self, request: web.Request, token: str, session: str
+    ) -> web.Response:
+        """Pass the city's candidates on to the camera: 204."""
+        try:
+            share, viewer = _session(request, token, session)
+            trickle = parse_sdpfrag(await _read_body(request, SDPFRAG_TYPE))
+            if trickle.ufrag not in (None, _ufrag(viewer.plan.offer)):
+                raise _bad("ICE restarts are not supported: POST a new offer")
+            camera = _camera(share)
+            for mid, candidate in trickle.candidates:
+                if (index := viewer.plan.camera_index(mid)) is None:
+                    continue
+                await camera.async_on_webrtc_candidate(
+                    viewer.camera_session_id,
+                    RTCIceCandidateInit(
+                        candidate,
+                        sdp_mid=viewer.plan.camera_mids[index],
+                        sdp_m_line_index=index,
+                    ),
+                )
+        except WhepError as err:
+            return _json_error(err)
+        except HomeAssistantError:
+            return _json_error(_camera_failed("the camera refused the candidate"))
+        return web.Response(status=HTTPStatus.NO_CONTENT, headers=_CORS)
+
+    async def delete(
+        self, request: web.Request, token: str, session: str
+    ) -> web.Response:
+        """End the viewer session: 200, then 404."""
+        try:
+            share, viewer = _session(request, token, session)
+        except WhepError as err:
+            return _json_error(err)
+        share.async_end_session(viewer, "deleted")
+        return web.Response(status=HTTPStatus.OK, headers=_CORS)
+
+
+def _session(
+    request: web.Request, token: str, session: str
+) -> tuple[WhepShare, ViewerSession]:
+    share = _share(request, token)
+    viewer = share.sessions.get(session)
+    if viewer is None or not viewer.opened:
+        raise _not_found()
+    return share, viewer
+
+
+def _camera(share: WhepShare) -> Camera:
+    try:
+        return get_camera_from_entity_id(share.hass, share.camera_entity_id)
+    except HomeAssistantError:
+        raise _camera_failed("the camera is unavailable") from None
+
+
+def _open(share: WhepShare, plan: _Plan, address: str) -> ViewerSession:
+    """Reserve a slot, counting sessions still being negotiated."""
+    if share.revoked:
+        # Revoked while the offer was being read.
+        raise _not_found()
+    if len(share.sessions) >= MAX_SESSIONS:
+        raise WhepError(
+            HTTPStatus.CONFLICT,
+            "too_many_sessions",
+            f"at most {MAX_SESSIONS} viewer sessions at once",
+        )
+    session = ViewerSession(
+        id=secrets.token_urlsafe(16),
+        camera_session_id=ulid(),
+        address=address,
+        plan=plan,
+        start=dt_util.utcnow(),
+    )
+    share.sessions[session.id] = session
+    return session
+
+
+async def _negotiate(share: WhepShare, session: ViewerSession) -> str:
+    """Send the offer to the camera; return the answer with its candidates."""
+
+    @callback
+    def on_message(message: WebRTCMessage) -> None:
+        if session.id not in share.sessions:
+            return
+        if isinstance(message, WebRTCAnswer):
+            if not session.answer.done():
+                session.answer.set_result(message.answer)
+        elif isinstance(message, WebRTCCandidate):
+            candidate = message.candidate
+            if not candidate.candidate:
+                session.end_of_candidates.set()
+            elif isinstance(candidate, RTCIceCandidateInit):
+                session.candidates.append(candidate)
+            else:
+                session.candidates.append(RTCIceCandidateInit(candidate.candidate))
+        elif isinstance(message, WebRTCError):
+            if session.opened:
+                share.async_end_session(session, "camera_ended")
+            else:
+                session.failed = True
+                if not session.answer.done():
+                    session.answer.set_result(None)
+                session.end_of_candidates.set()
+
+    try:
+        camera = _camera(share)
+        async with asyncio.timeout(ANSWER_TIMEOUT_S):
+            await camera.async_handle_async_webrtc_offer(
+                session.plan.camera_offer, session.camera_session_id, on_message
+            )
+            answer = await asyncio.shield(session.answer)
+        if answer is not None and _END_OF_CANDIDATES not in answer:
+            async with asyncio.timeout(CANDIDATE_WAIT_S):
+                await session.end_of_candidates.wait()
+    except TimeoutError:
+        if not session.answer.done():
+            share.async_end_session(session, "no_answer")
+            raise _camera_failed("the camera did not answer in time") from None
+    except WhepError:
+        share.async_end_session(session, "refused")
+        raise
+    except Exception as err:  # noqa: BLE001 - any camera fault is a refusal
+        _LOGGER.warning(
+            "%s refused a WebRTC offer: %s",
+            share.camera_entity_id,
+            type(err).__name__,
+        )
+        share.async_end_session(session, "refused")
+        raise _camera_failed("the camera refused the offer") from None
+    answer = session.answer.result()
+    if session.id not in share.sessions and not session.failed:
+        raise _not_found()
+    try:
+        if session.failed or answer is None:
+            raise _camera_failed("the camera refused the offer")
+        city_answer = build_answer(session.plan, answer, session.candidates)
+    except WhepError:
+        share.async_end_session(session, "refused")
+        raise
+    session.opened = True
+    _LOGGER.debug("WebRTC viewer session opened on %s", share.camera_entity_id)
+    share.changed()
+    return city_answer

@@ -1,0 +1,232 @@
+"""Cameras that stream real H.264 over WebRTC (aiortc), all on loopback.
+
+`RingLikeCamera` negotiates natively, the way Home Assistant's Ring camera
+does (homeassistant/components/ring/camera.py): its offer handler returns at
+once and the answer, the candidates and errors arrive later through
+`send_message`; the answer says `sendrecv` to a receive-only offer; its
+candidates carry only `sdp_m_line_index` (Ring's `or 0`), and a candidate
+from the viewer without `sdp_m_line_index` is refused with Ring's message.
+
+`LoopbackProvider` is a registered WebRTC provider (as go2rtc is) for a
+camera that has a stream source; it answers with every candidate inside.
+"""
+
+import asyncio
+from pathlib import Path
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+from aiortc.sdp import candidate_from_sdp
+from homeassistant.components.camera import (
+    Camera,
+    CameraEntityFeature,
+    CameraWebRTCProvider,
+    RTCIceCandidateInit,
+    WebRTCAnswer,
+    WebRTCCandidate,
+    WebRTCError,
+    WebRTCSendMessage,
+)
+from homeassistant.core import callback
+from homeassistant.exceptions import HomeAssistantError
+
+
+class Peers:
+    """The camera side's aiortc peer connections, one per session id."""
+
+    def __init__(self, video: Path) -> None:
+        """Send the given H.264 file, decoded and re-encoded by aiortc."""
+        self.video = video
+        self.pcs: dict[str, RTCPeerConnection] = {}
+        self.offers: list[str] = []
+        self.remote_candidates: list[RTCIceCandidateInit] = []
+        self.closed: list[str] = []
+        self.closing: set[asyncio.Task[None]] = set()
+
+    async def answer(self, offer: str, session_id: str) -> str:
+        """Return the aiortc answer (with its candidates) to the offer."""
+        self.offers.append(offer)
+        pc = self.pcs[session_id] = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        player = MediaPlayer(str(self.video), loop=True)
+        await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video":
+                # Like a doorbell: H.264 only (aiortc answers what it can).
+                transceiver._codecs = [
+                    codec
+                    for codec in transceiver._codecs
+                    if codec.mimeType == "video/H264"
+                ]
+                pc.addTrack(player.video)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription.sdp
+
+    async def add_candidate(
+        self, session_id: str, candidate: RTCIceCandidateInit
+    ) -> None:
+        """Apply a viewer's candidate."""
+        self.remote_candidates.append(candidate)
+        ice = candidate_from_sdp(candidate.candidate.removeprefix("candidate:"))
+        ice.sdpMid = candidate.sdp_mid
+        ice.sdpMLineIndex = candidate.sdp_m_line_index
+        await self.pcs[session_id].addIceCandidate(ice)
+
+    def close(self, session_id: str) -> None:
+        """End a session: its media stops."""
+        self.closed.append(session_id)
+        if (pc := self.pcs.pop(session_id, None)) is not None:
+            self.closing.add(asyncio.get_running_loop().create_task(pc.close()))
+
+    async def async_close_all(self) -> None:
+        """Close whatever is left at the end of a test."""
+        for pc in list(self.pcs.values()):
+            await pc.close()
+        self.pcs.clear()
+        await asyncio.gather(*self.closing)
+
+
+def split_answer(sdp: str) -> tuple[str, list[tuple[int, str]]]:
+    """Split an answer into its candidate-less text and (m-line index, candidate)."""
+    lines: list[str] = []
+    candidates: list[tuple[int, str]] = []
+    index = -1
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            index += 1
+        if line.startswith("a=candidate:"):
+            candidates.append((index, line[2:]))
+        elif line != "a=end-of-candidates":
+            lines.append(line)
+    return "\r\n".join(lines) + "\r\n", candidates
+
+
+class RingLikeCamera(Camera):
+    """A doorbell that streams only over WebRTC, negotiated by the entity."""
+
+    _attr_name = "Front door"
+    _attr_unique_id = "front_door"
+    _attr_supported_features = CameraEntityFeature.STREAM
+
+    def __init__(self, video: Path) -> None:
+        """Stream the given file; `refuse`/`silent` make it fail."""
+        super().__init__()
+        self.peers = Peers(video)
+        self.refuse = False
+        self.silent = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def async_handle_async_webrtc_offer(
+        self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
+    ) -> None:
+        """Start negotiating; everything comes back through send_message."""
+        if self.silent:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._negotiate(offer_sdp, session_id, send_message)
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _negotiate(
+        self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
+    ) -> None:
+        if self.refuse:
+            send_message(WebRTCError("1", "Ring refused the offer"))
+            return
+        answer, candidates = split_answer(
+            await self.peers.answer(offer_sdp, session_id)
+        )
+        send_message(WebRTCAnswer(answer.replace("a=sendonly", "a=sendrecv")))
+        for index, candidate in candidates:
+            # Ring's servers trickle their candidates after the answer.
+            await asyncio.sleep(0.05)
+            send_message(
+                WebRTCCandidate(
+                    RTCIceCandidateInit(candidate, sdp_m_line_index=index or 0)
+                )
+            )
+
+    async def async_on_webrtc_candidate(
+        self, session_id: str, candidate: RTCIceCandidateInit
+    ) -> None:
+        """Apply a viewer candidate; Ring needs its m-line index."""
+        if candidate.sdp_m_line_index is None:
+            msg = "The sdp_m_line_index is required for ring webrtc streaming"
+            raise HomeAssistantError(msg)
+        await self.peers.add_candidate(session_id, candidate)
+
+    @callback
+    def close_webrtc_session(self, session_id: str) -> None:
+        """Close the session at 'Ring'."""
+        self.peers.close(session_id)
+
+
+class ProviderCamera(Camera):
+    """A camera with a stream source, served over WebRTC by a provider."""
+
+    _attr_name = "Front door"
+    _attr_unique_id = "front_door"
+    _attr_supported_features = CameraEntityFeature.STREAM
+
+    def __init__(self, source: str) -> None:
+        """Serve the given source."""
+        super().__init__()
+        self.source = source
+
+    async def stream_source(self) -> str | None:
+        """Return the file path."""
+        return self.source
+
+
+class LoopbackProvider(CameraWebRTCProvider):
+    """A WebRTC provider (like go2rtc) that answers with all its candidates."""
+
+    def __init__(self, video: Path) -> None:
+        """Serve the given file for any camera whose source it is."""
+        self.peers = Peers(video)
+
+    @property
+    def domain(self) -> str:
+        """Return a made-up provider domain."""
+        return "loopback_webrtc"
+
+    @callback
+    def async_is_supported(self, stream_source: str) -> bool:
+        """Support the test video only."""
+        return stream_source == str(self.peers.video)
+
+    async def async_handle_async_webrtc_offer(
+        self,
+        camera: Camera,
+        offer_sdp: str,
+        session_id: str,
+        send_message: WebRTCSendMessage,
+    ) -> None:
+        """Answer within the call, candidates included."""
+        send_message(WebRTCAnswer(await self.peers.answer(offer_sdp, session_id)))
+
+    async def async_on_webrtc_candidate(
+        self, session_id: str, candidate: RTCIceCandidateInit
+    ) -> None:
+        """Apply a viewer candidate."""
+        await self.peers.add_candidate(session_id, candidate)
+
+    @callback
+    def async_close_session(self, session_id: str) -> None:
+        """Close the session."""
+        self.peers.close(session_id)
+
+
+async def async_settle_peers() -> None:
+    """Cancel what aiortc/aioice leave running after `close()` (consent checks)."""
+    await asyncio.sleep(0.05)
+    leftovers = [
+        task
+        for task in asyncio.all_tasks()
+        if task is not asyncio.current_task()
+        and "/aio" in (code := task.get_coro().cr_code.co_filename)  # type: ignore[union-attr]
+        and ("/aiortc/" in code or "/aioice/" in code)
+    ]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
