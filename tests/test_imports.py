@@ -32,6 +32,16 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
             "HlsSegmentView",
         },
     },
+    "whep.py": {
+        "homeassistant.components.camera.const": {"StreamType"},
+        "homeassistant.components.camera.helper": {"get_camera_from_entity_id"},
+        "homeassistant.components.camera.webrtc": {
+            "WebRTCAnswer",
+            "WebRTCCandidate",
+            "WebRTCError",
+            "WebRTCMessage",
+        },
+    },
     "camera.py": {"homeassistant.components.camera.const": {"CameraEntityFeature"}},
     "logbook.py": {
         "homeassistant.components.logbook.const": {
@@ -115,10 +125,10 @@ def test_no_import_cycle() -> None:
 
 
 def test_http_status_only_at_the_http_edge() -> None:
-    """Only the webhook and the share's own views choose HTTP statuses."""
+    """Only the webhook and the share's own endpoints (HLS, WHEP) choose statuses."""
     users = {
         path.name
         for path in PACKAGE.glob("*.py")
         if "HTTPStatus" in path.read_text(encoding="utf-8")
     }
-    assert users <= {"webhook.py", "stream_share.py"}
+    assert users <= {"webhook.py", "stream_share.py", "whep.py"}
