@@ -2,6 +2,7 @@
 
 import base64
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
@@ -16,10 +17,13 @@ from custom_components.rtcc_share.const import (
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
     CONF_REQUIRE_RECIPIENT,
+    CONF_STREAM_KINDS,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     DEFAULT_OPTIONS,
     DOMAIN,
+    STREAM_HLS,
+    STREAM_WEBRTC,
 )
 
 from .common import CAMERA, CITY_PUBLIC_KEY, EXTERNAL_URL, SECRET, SMALL_ORDER_POINTS
@@ -377,3 +381,40 @@ async def test_reconfigure_errors(
         CONF_AGENCY_NAME: "invalid_agency_name",
         CONF_VERIFICATION_KEY: "invalid_prefix",
     }
+
+
+async def test_webrtc_only_camera_can_be_shared_over_webrtc(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """A Ring doorbell (WebRTC only) is accepted; the city may get WebRTC."""
+    with patch("custom_components.rtcc_share.whep.supports_webrtc", return_value=True):
+        camera.source = None
+        result = await _start(hass)
+        assert result["step_id"] == "key"
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"key_mode": "generate"}
+        )
+    assert result["options"][CONF_STREAM_KINDS] == [STREAM_WEBRTC]
+
+
+async def test_camera_with_a_stream_source_shares_hls_by_default(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """HLS by default; WebRTC (which may show the home's address) is opted into."""
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    assert result["options"][CONF_STREAM_KINDS] == [STREAM_HLS]
+
+
+async def test_options_need_a_kind_of_live_view(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """A resident who picks no kind of live view is told to pick one."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    user_input = {**DEFAULT_OPTIONS, CONF_STREAM_KINDS: []}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], user_input
+    )
+    assert result["errors"] == {CONF_STREAM_KINDS: "no_stream_kind"}

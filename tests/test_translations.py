@@ -110,6 +110,12 @@ def constants() -> dict[str, Any]:
             if isinstance(target, ast.Name):
                 with suppress(ValueError):  # Not a literal (f-string, ...).
                     found[target.id] = ast.literal_eval(value)
+                # A tuple of constants, such as STREAM_KINDS.
+                if isinstance(value, ast.Tuple) and all(
+                    isinstance(item, ast.Name) and item.id in found
+                    for item in value.elts
+                ):
+                    found[target.id] = tuple(found[item.id] for item in value.elts)  # type: ignore[union-attr]
     return found
 
 

@@ -17,13 +17,16 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.util import dt as dt_util
 
-from . import stream_share
+from . import stream_share, whep
 from .audit import AuditUnavailableError
 from .const import (
     CONF_ALLOW_HTTP_STREAM_URL,
     CONF_SHARE_AUDIO,
+    CONF_STREAM_KINDS,
     EVENT_GRANTED,
     EVENT_REFUSED,
+    STREAM_HLS,
+    STREAM_WEBRTC,
 )
 from .history import HistoryItem
 from .models import (
@@ -142,25 +145,39 @@ class Activations:
         )
         if decision.reason is not None:
             return await self.async_refuse(decision.reason, request)
-        if (source := await self._async_source()) is None:
-            return await self.async_refuse(RefusalReason.CAMERA_UNAVAILABLE, request)
+        source = await self._async_source()
+        offered = self._offered(source)
+        if not (kinds := request.accept_streams & offered):
+            return await self.async_refuse(
+                RefusalReason.CAMERA_UNAVAILABLE,
+                request,
+                detail=f"this camera offers {' and '.join(sorted(offered))}"
+                if offered
+                else None,
+            )
         if (base_url := self.external_base_url()) is None:
             return await self.async_refuse(RefusalReason.NO_EXTERNAL_URL, request)
-        try:
-            stream = await stream_share.async_prepare(
-                self._hass,
-                session.camera_entity_id,
-                source,
-                share_audio=bool(session.options[CONF_SHARE_AUDIO]),
-                duration_s=decision.duration_s,
-            )
-        except stream_share.AudioNotRemovableError:
-            return await self.async_refuse(
-                RefusalReason.CAMERA_UNAVAILABLE, request, detail=AUDIO_DETAIL
-            )
-        except Exception as err:  # noqa: BLE001 - any camera fault refuses the grant
-            _LOGGER.warning("Could not open the shared stream: %s", type(err).__name__)
-            return await self.async_refuse(RefusalReason.CAMERA_UNAVAILABLE, request)
+        stream: stream_share.ShareStream | None = None
+        if source is not None and STREAM_HLS in kinds:
+            try:
+                stream = await stream_share.async_prepare(
+                    self._hass,
+                    session.camera_entity_id,
+                    source,
+                    share_audio=bool(session.options[CONF_SHARE_AUDIO]),
+                    duration_s=decision.duration_s,
+                )
+            except stream_share.AudioNotRemovableError:
+                return await self.async_refuse(
+                    RefusalReason.CAMERA_UNAVAILABLE, request, detail=AUDIO_DETAIL
+                )
+            except Exception as err:  # noqa: BLE001 - any camera fault refuses
+                _LOGGER.warning(
+                    "Could not open the shared stream: %s", type(err).__name__
+                )
+                return await self.async_refuse(
+                    RefusalReason.CAMERA_UNAVAILABLE, request
+                )
         expires = now + timedelta(seconds=decision.duration_s)
         try:
             record = await session.audit.async_append(
@@ -173,16 +190,18 @@ class Activations:
                 distance_m=round(decision.distance_m, 1),
                 granted_duration_s=decision.duration_s,
                 expires_at=contract_time(expires),
+                streams=sorted(kinds),
             )
         except AuditUnavailableError:
-            await stream_share.async_revoke(self._hass, stream)
+            if stream is not None:
+                await stream_share.async_revoke(self._hass, stream)
             return await self.async_refuse(RefusalReason.AUDIT_LOG_UNAVAILABLE, request)
         item = HistoryItem(
             activation_id=request.activation_id, started=now, expires=expires
         )
         await session.async_remember(item)
         try:
-            await stream_share.async_start(self._hass, stream)
+            webrtc = await self._async_open(stream, STREAM_WEBRTC in kinds)
         except Exception as err:  # noqa: BLE001 - any camera fault ends the grant
             _LOGGER.warning("Could not start the shared stream: %s", type(err).__name__)
             # Granted and recorded: the id has ended and counts against the day.
@@ -190,13 +209,16 @@ class Activations:
             return Refused(reason=RefusalReason.CAMERA_UNAVAILABLE)
         grant = Grant(
             activation_id=request.activation_id,
-            stream_url=base_url + stream.path,
+            stream_url=None if stream is None else base_url + stream.path,
+            webrtc_url=None if webrtc is None else base_url + webrtc.path,
             started=now,
             expires=expires,
             receipt=record.receipt,
         )
         session.async_go_live(
-            LiveShare(request=request, grant=grant, stream=stream, item=item)
+            LiveShare(
+                request=request, grant=grant, stream=stream, webrtc=webrtc, item=item
+            )
         )
         if not session.consent_on:
             # Consent was withdrawn while the share was being set up.
@@ -208,6 +230,40 @@ class Activations:
             EVENT_GRANTED, "granted", request, expires_at=contract_time(expires)
         )
         return Granted(grant=grant, created=True)
+
+    def _offered(self, source: str | None) -> frozenset[str]:
+        """Return the kinds of live view this camera offers and the resident allows."""
+        offered = {
+            kind
+            for kind, available in (
+                (STREAM_HLS, source is not None),
+                (
+                    STREAM_WEBRTC,
+                    whep.supports_webrtc(self._hass, self._session.camera_entity_id),
+                ),
+            )
+            if available
+        }
+        return frozenset(offered) & frozenset(self._session.options[CONF_STREAM_KINDS])
+
+    async def _async_open(
+        self, stream: stream_share.ShareStream | None, webrtc: bool
+    ) -> whep.WhepShare | None:
+        """Start the HLS stream and open the WHEP endpoint the grant names."""
+        if stream is not None:
+            await stream_share.async_start(self._hass, stream)
+        if not webrtc:
+            return None
+        try:
+            return await whep.async_start(
+                self._hass,
+                self._session.camera_entity_id,
+                share_audio=bool(self._session.options[CONF_SHARE_AUDIO]),
+            )
+        except Exception:
+            if stream is not None:
+                await stream_share.async_revoke(self._hass, stream)
+            raise
 
     async def _async_source(self) -> str | None:
         try:

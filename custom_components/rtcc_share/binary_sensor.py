@@ -47,5 +47,5 @@ class LiveShareBinarySensor(RtccShareEntity, BinarySensorEntity):
             "operator_id": live.request.operator.id,
             "started": live.grant.started.isoformat(),
             "expires": live.grant.expires.isoformat(),
-            "viewers": live.stream.viewer_count,
+            "viewers": live.viewers,
         }

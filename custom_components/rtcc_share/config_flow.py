@@ -1,6 +1,7 @@
 """Config, options and reconfigure flows for rtcc_share."""
 
 from collections.abc import Mapping
+from contextlib import suppress
 import re
 from typing import Any
 
@@ -29,6 +30,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio
 
+from . import whep
 from .const import (
     CONF_AGENCY_NAME,
     CONF_ALLOW_HTTP_STREAM_URL,
@@ -37,6 +39,7 @@ from .const import (
     CONF_NOTIFY_TARGETS,
     CONF_REQUIRE_RECIPIENT,
     CONF_SHARE_AUDIO,
+    CONF_STREAM_KINDS,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     DEFAULT_ALLOWED_INCIDENT_TYPES,
@@ -47,6 +50,9 @@ from .const import (
     OPTION_RANGES,
     PUBLIC_KEY_PREFIX,
     SECRET_PREFIX,
+    STREAM_HLS,
+    STREAM_KINDS,
+    STREAM_WEBRTC,
 )
 from .signature import InvalidKeyError, check_new_key, generate_secret
 
@@ -100,17 +106,31 @@ def _validate_agency(user_input: Mapping[str, Any], errors: dict[str, str]) -> s
     return agency
 
 
+async def _async_camera_kinds(hass: HomeAssistant, entity_id: str) -> list[str]:
+    """Return the kinds of live view the camera offers: a stream source, WebRTC.
+
+    Raise HomeAssistantError when the camera cannot be asked (it is off).
+    """
+    source = await async_get_stream_source(hass, entity_id)
+    return [
+        kind
+        for kind, offered in (
+            (STREAM_HLS, bool(source)),
+            (STREAM_WEBRTC, whep.supports_webrtc(hass, entity_id)),
+        )
+        if offered
+    ]
+
+
 async def _async_validate_camera(hass: HomeAssistant, entity_id: str) -> str | None:
     """Return an error key when the camera cannot be shared, else None."""
     if hass.states.get(entity_id) is None:
         return "camera_not_found"
     try:
-        source = await async_get_stream_source(hass, entity_id)
+        kinds = await _async_camera_kinds(hass, entity_id)
     except HomeAssistantError:
         return "camera_not_found"
-    if not source:
-        return "no_stream_source"
-    return None
+    return None if kinds else "no_stream_source"
 
 
 def _webhook_url(hass: HomeAssistant, webhook_id: str) -> str | None:
@@ -189,6 +209,11 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None and (key := _validate_key(user_input, errors)):
             webhook_id = webhook.async_generate_id()
             camera = self._data[CONF_CAMERA_ENTITY_ID]
+            # HLS where the camera has a stream source; WebRTC only for a
+            # camera that offers nothing else (a Ring doorbell).
+            kinds = [STREAM_HLS]
+            with suppress(HomeAssistantError):
+                kinds = (await _async_camera_kinds(self.hass, camera))[:1] or kinds
             state = self.hass.states.get(camera)
             name = state.name if state else camera
             return self.async_create_entry(
@@ -203,6 +228,11 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                 options={
                     **DEFAULT_OPTIONS,
                     CONF_REQUIRE_RECIPIENT: key.startswith(PUBLIC_KEY_PREFIX),
+                    # HLS where the camera has a stream source; WebRTC only for a
+                    # camera that offers nothing else (a Ring doorbell).
+                    CONF_STREAM_KINDS: (await _async_camera_kinds(self.hass, camera))[
+                        :1
+                    ],
                 },
                 description=(
                     None if _webhook_url(self.hass, webhook_id) else "webhook_path_only"
@@ -283,6 +313,13 @@ def _options_schema() -> probatio.Schema:
     )
     fields[probatio.Required(CONF_ALLOW_HTTP_STREAM_URL)] = BooleanSelector()
     fields[probatio.Required(CONF_REQUIRE_RECIPIENT)] = BooleanSelector()
+    fields[probatio.Required(CONF_STREAM_KINDS)] = SelectSelector(
+        SelectSelectorConfig(
+            options=list(STREAM_KINDS),
+            multiple=True,
+            translation_key=CONF_STREAM_KINDS,
+        )
+    )
     return probatio.Schema(fields)
 
 
@@ -300,6 +337,8 @@ def _validate_options(user_input: Mapping[str, Any], errors: dict[str, str]) -> 
     targets = user_input.get(CONF_NOTIFY_TARGETS, [])
     if any(not target.startswith("notify.") for target in targets):
         errors[CONF_NOTIFY_TARGETS] = "invalid_notify_target"
+    if not user_input.get(CONF_STREAM_KINDS):
+        errors[CONF_STREAM_KINDS] = "no_stream_kind"
 
 
 class RtccShareOptionsFlow(OptionsFlow):

@@ -25,6 +25,11 @@ CONF_NOTIFY_TARGETS: Final = "notify_targets"
 CONF_ALLOW_HTTP_STREAM_URL: Final = "allow_http_stream_url"
 CONF_AUDIT_RETENTION_DAYS: Final = "audit_retention_days"
 CONF_REQUIRE_RECIPIENT: Final = "require_recipient"
+# The kinds of live view the city may get (contract 1.1's `accept_streams`).
+CONF_STREAM_KINDS: Final = "stream_kinds"
+STREAM_HLS: Final = "hls"
+STREAM_WEBRTC: Final = "webrtc"
+STREAM_KINDS: Final = (STREAM_HLS, STREAM_WEBRTC)
 
 DEFAULT_ALLOWED_INCIDENT_TYPES: Final = (
     "shots_fired",
@@ -52,6 +57,9 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     # Read with this default, so entries made before the option need no
     # migration; the config flow turns it on for a new entry with a whpk_ key.
     CONF_REQUIRE_RECIPIENT: False,
+    # WebRTC from a camera served by the home shows the home's address to the
+    # city: the resident opts in (the flow does for WebRTC-only cameras).
+    CONF_STREAM_KINDS: [STREAM_HLS],
 }
 
 # Inclusive option ranges.

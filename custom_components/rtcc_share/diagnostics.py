@@ -16,6 +16,7 @@ TO_REDACT = {
     CONF_WEBHOOK_ID,
     CONF_NOTIFY_TARGETS,
     "stream_url",
+    "webrtc_url",
     "token",
     "address",
 }
@@ -48,7 +49,10 @@ async def async_get_config_entry_diagnostics(
             if live
             else None,
             "viewers": async_redact_data(
-                live.stream.viewer_summary() if live else [], TO_REDACT
+                live.stream.viewer_summary() if live and live.stream else [], TO_REDACT
+            ),
+            "webrtc_sessions": async_redact_data(
+                live.webrtc.viewer_summary() if live and live.webrtc else [], TO_REDACT
             ),
             "activations_24h": session.activations_in_window(),
             "rejected_requests": data.rejections.unauthenticated,

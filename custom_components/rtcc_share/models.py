@@ -44,6 +44,8 @@ class ActivationRequest:
     operator: Operator
     legal_basis: str
     requested_duration_s: int | None = None
+    # The kinds of live view the city can play (contract 1.1), known ones only.
+    accept_streams: frozenset[str] = frozenset({"hls"})
     # The webhook id the city signed the message for (contract 1.1), if any.
     recipient: str | None = None
 
@@ -162,7 +164,8 @@ class Grant:
     """A live share as the city sees it: the body of the 201 and idempotent 200."""
 
     activation_id: str
-    stream_url: str
+    stream_url: str | None
+    webrtc_url: str | None
     started: datetime
     expires: datetime
     receipt: str

@@ -27,7 +27,7 @@ from homeassistant.helpers.event import (
 )
 from homeassistant.util import dt as dt_util
 
-from . import stream_share
+from . import stream_share, whep
 from .audit import AuditLog, AuditUnavailableError
 from .const import (
     CONF_AGENCY_NAME,
@@ -60,8 +60,17 @@ class LiveShare:
 
     request: ActivationRequest
     grant: Grant
-    stream: stream_share.ShareStream
+    # The views the city was given: HLS, WebRTC (WHEP), or both.
+    stream: stream_share.ShareStream | None
+    webrtc: whep.WhepShare | None
     item: HistoryItem
+
+    @property
+    def viewers(self) -> int:
+        """Return how many viewers the share has (addresses, WebRTC sessions)."""
+        return (0 if self.stream is None else self.stream.viewer_count) + (
+            0 if self.webrtc is None else self.webrtc.viewers
+        )
 
 
 class ShareSession:
@@ -243,7 +252,10 @@ class ShareSession:
     def async_go_live(self, live: LiveShare) -> None:
         """Make a started share the live one; the caller holds the lock."""
         self.live = live
-        live.stream.on_new_viewer = self.async_changed
+        if live.stream is not None:
+            live.stream.on_new_viewer = self.async_changed
+        if live.webrtc is not None:
+            live.webrtc.on_viewers_changed = self.async_changed
         self._expiry_unsub = async_track_point_in_utc_time(
             self.hass, self._async_expired, live.grant.expires
         )
@@ -262,10 +274,14 @@ class ShareSession:
             self._expiry_unsub()
             self._expiry_unsub = None
         # Access ends first; the record follows.
-        await stream_share.async_revoke(self.hass, live.stream)
-        duration = await self.async_close(
-            live.item, reason, live.stream.viewer_summary()
-        )
+        viewers: dict[str, list[dict[str, Any]]] = {}
+        if live.stream is not None:
+            await stream_share.async_revoke(self.hass, live.stream)
+            viewers["viewers"] = live.stream.viewer_summary()
+        if live.webrtc is not None:
+            await whep.async_revoke(self.hass, live.webrtc)
+            viewers["webrtc_sessions"] = live.webrtc.viewer_summary()
+        duration = await self.async_close(live.item, reason, **viewers)
         self.async_changed()
         self.fire(
             EVENT_ENDED,
@@ -276,19 +292,16 @@ class ShareSession:
         )
 
     async def async_close(
-        self,
-        item: HistoryItem,
-        reason: EndReason,
-        viewers: list[dict[str, Any]] | None = None,
+        self, item: HistoryItem, reason: EndReason, **viewers: list[dict[str, Any]]
     ) -> int:
-        """Record that a granted share ended; return its duration in seconds."""
+        """Record that a granted share ended, with who viewed it; return its seconds."""
         duration = item.close(reason, dt_util.utcnow())
         await self.audit.async_try_append(
             AuditEvent.SHARE_ENDED,
             activation_id=item.activation_id,
             reason=reason,
             duration_s=duration,
-            viewers=viewers or [],
+            **({"viewers": []} | viewers),
         )
         await self._async_save()
         return duration

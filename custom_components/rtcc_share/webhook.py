@@ -33,6 +33,8 @@ from .const import (
     MAX_INCIDENT_RADIUS_M,
     MAX_REQUESTED_DURATION_S,
     MIN_REQUESTED_DURATION_S,
+    STREAM_HLS,
+    STREAM_KINDS,
 )
 from .data import RtccShareConfigEntry
 from .models import (
@@ -104,6 +106,13 @@ def _truncated(max_len: int) -> Callable[[Any], str]:
     return validate
 
 
+def _stream_kinds(value: Any) -> frozenset[str]:
+    """A list of strings; the kinds this home does not know are ignored."""
+    if not isinstance(value, list) or not all(isinstance(kind, str) for kind in value):
+        raise probatio.Invalid("expected a list of strings")
+    return frozenset(value) & frozenset(STREAM_KINDS)
+
+
 _ID = probatio.All(str, probatio.Match(re.compile(ID_PATTERN)))
 # The webhook id the message is meant for; compared, never stored or logged.
 _RECIPIENT = _text(RECIPIENT_MAX_LEN)
@@ -143,6 +152,7 @@ REQUESTED_SCHEMA: Final = probatio.Schema(
             MIN_REQUESTED_DURATION_S, MAX_REQUESTED_DURATION_S
         ),
         probatio.Optional("recipient"): _RECIPIENT,
+        probatio.Optional("accept_streams"): _stream_kinds,
     },
     extra=probatio.REMOVE_EXTRA,
 )
@@ -221,6 +231,7 @@ def parse_payload(body: bytes) -> ActivationRequest | ActivationEnd:
         legal_basis=valid["legal_basis"],
         requested_duration_s=valid.get("requested_duration_s"),
         recipient=recipient,
+        accept_streams=valid.get("accept_streams", frozenset({STREAM_HLS})),
     )
 
 
@@ -255,10 +266,12 @@ def _error(http_status: HTTPStatus, error: str, **extra: Any) -> web.Response:
 
 
 def _grant_body(grant: Grant) -> dict[str, Any]:
+    urls = {"stream_url": grant.stream_url, "webrtc_url": grant.webrtc_url}
     return {
         "status": "active",
         "activation_id": grant.activation_id,
-        "stream_url": grant.stream_url,
+        # A kind that was not granted is absent, never null.
+        **{key: url for key, url in urls.items() if url is not None},
         "started_at": contract_time(grant.started),
         "expires_at": contract_time(grant.expires),
         "receipt": grant.receipt,

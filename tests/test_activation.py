@@ -1,0 +1,134 @@
+"""The grant use case with both kinds of live view: HLS, WebRTC, or both (contract 1.1)."""
+
+import asyncio
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import aioice.ice
+from homeassistant.components.camera import Camera
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.rtcc_share import whep
+from custom_components.rtcc_share.const import (
+    CONF_STREAM_KINDS,
+    DEFAULT_OPTIONS,
+    STREAM_HLS,
+    STREAM_WEBRTC,
+)
+from tools.city.webrtc import Viewer
+
+from .common import EXTERNAL_URL, WEBHOOK_URL, City, ended, requested, turn_on_consent
+from .webrtc_camera import RingLikeCamera, async_settle_peers
+
+FRAME_TIMEOUT_S = 20
+
+
+@pytest.fixture(autouse=True)
+def loopback(socket_enabled: None) -> None:
+    """Let ICE use loopback only (aioice skips 127.0.0.1 by default)."""
+    with (
+        patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]),
+        patch.object(whep, "CANDIDATE_WAIT_S", 0.5),
+    ):
+        yield
+
+
+@pytest.fixture
+def source_camera(video_file: Path) -> Camera:
+    """A Ring doorbell: WebRTC only, no stream source."""
+    return RingLikeCamera(video_file)
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """The resident lets the city have WebRTC (as the flow does for Ring)."""
+    return {**DEFAULT_OPTIONS, CONF_STREAM_KINDS: [STREAM_WEBRTC]}
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    camera: RingLikeCamera,
+) -> AsyncGenerator[Any]:
+    """The city's HTTP client, consent on; every peer closed at the end."""
+    await turn_on_consent(hass)
+    yield await hass_client_no_auth()
+    await camera.peers.async_close_all()
+    await async_settle_peers()
+
+
+async def _activate(client: Any, city: City, **changes: Any) -> tuple[int, Any]:
+    body, headers = city.sign(requested("W-1", **changes))
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
+    return response.status, await response.json()
+
+
+async def test_ring_doorbell_is_shared_over_webrtc(
+    hass: HomeAssistant, client: Any, city: City, integration: MockConfigEntry
+) -> None:
+    """A WebRTC-only camera: webrtc_url only, real frames, audited, 404 after the end."""
+    status, body = await _activate(client, city, accept_streams=["webrtc", "dash"])
+    assert status == 201, body
+    assert "stream_url" not in body
+    path = body["webrtc_url"].removeprefix(EXTERNAL_URL)
+    viewer = Viewer(client, path)
+    await viewer.start()
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        await viewer.first_frame.wait()
+    assert (
+        hass.states.get("binary_sensor.front_door_live_share").attributes["viewers"]
+        == 1
+    )
+    body, headers = city.sign(ended("W-1"))
+    assert (await client.post(WEBHOOK_URL, data=body, headers=headers)).status == 200
+    response = await client.post(
+        path, data=b"v=0\r\n", headers={"Content-Type": "application/sdp"}
+    )
+    assert response.status == 404
+    await viewer.close(delete=False)
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [granted] = [r for r in records if r["event"] == "activation_granted"]
+    assert granted["streams"] == [STREAM_WEBRTC]
+    [share_ended] = [r for r in records if r["event"] == "share_ended"]
+    [session] = share_ended["webrtc_sessions"]
+    assert session["address"] == "127.0.0.1"
+
+
+async def test_webrtc_only_camera_asked_for_hls_names_what_it_offers(
+    client: Any, city: City
+) -> None:
+    """The default request (HLS) of a Ring doorbell: 503 with a detail."""
+    assert await _activate(client, city) == (
+        503,
+        {"error": "camera_unavailable", "detail": "this camera offers webrtc"},
+    )
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{**DEFAULT_OPTIONS, CONF_STREAM_KINDS: [STREAM_HLS]}]
+)
+async def test_webrtc_the_resident_did_not_allow_is_not_offered(
+    client: Any, city: City
+) -> None:
+    """The resident's choice of kinds binds the grant, and its detail."""
+    assert await _activate(client, city, accept_streams=["webrtc"]) == (
+        503,
+        {"error": "camera_unavailable"},
+    )
+
+
+@pytest.mark.parametrize("accept", ["webrtc", [1], {"hls": True}])
+async def test_accept_streams_must_be_a_list_of_strings(
+    client: Any, city: City, accept: Any
+) -> None:
+    """Not a list of strings is the contract's 400."""
+    status, body = await _activate(client, city, accept_streams=accept)
+    assert (status, body["error"]) == (400, "invalid_payload")
+    assert body["detail"].startswith("accept_streams")
