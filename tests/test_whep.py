@@ -19,7 +19,7 @@ from homeassistant.components.camera.webrtc import (
     WebRTCCandidate,
     WebRTCError,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.setup import async_setup_component
 import pytest
@@ -637,14 +637,15 @@ async def test_no_token_or_sdp_in_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Debug logging of a whole session shows neither the token nor any SDP."""
-    caplog.set_level(logging.DEBUG, logger="custom_components.rtcc_share")
+    caplog.set_level(logging.DEBUG)
     viewer = viewers(share.path, trickle=True)
     await viewer.start()
     await viewer.close()
+    # Home Assistant's and ours (aiortc's own debug log is the test peers').
     ours = "\n".join(
         record.getMessage()
         for record in caplog.records
-        if record.name.startswith("custom_components.rtcc_share")
+        if record.name.startswith(("custom_components.", "homeassistant."))
     )
     assert "WebRTC viewer session opened" in ours
     assert share.token not in ours
@@ -881,3 +882,15 @@ async def test_revoke_while_offer_is_read_opens_no_camera_session(
     arrived.set()
     assert (await post).status == 404
     assert not camera.peers.offers
+
+
+async def test_stopping_home_answers_503(
+    hass: HomeAssistant, share: whep.WhepShare, http: Any
+) -> None:
+    """While Home Assistant stops, no new session."""
+    hass.set_state(CoreState.stopping)
+    try:
+        response = await _post(http, share.path, OFFER.encode(), SDP_TYPE)
+    finally:
+        hass.set_state(CoreState.running)
+    assert response.status == 503

@@ -14,7 +14,7 @@ that a client which does not trickle (ffmpeg, OBS) can connect.
 """
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -34,11 +34,7 @@ from homeassistant.components.camera.webrtc import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.http import (
-    KEY_HASS,
-    HomeAssistantView,
-    request_handler_factory,
-)
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 from homeassistant.util.ulid import ulid
@@ -540,16 +536,30 @@ class _WhepView(HomeAssistantView):
     def register(
         self, hass: HomeAssistant, app: web.Application, router: web.UrlDispatcher
     ) -> None:
-        """Add the routes, without HA's CORS handling."""
+        """Add the routes, without HA's CORS handling or its request log.
+
+        HA's request handler logs each path at debug level, which here holds
+        the token; these routes need nothing else of it (no auth, plain
+        responses).
+        """
         for method in ("post", "patch", "delete", "options"):
             if handler := getattr(self, method, None):
-                router.add_route(
-                    method, self.url, request_handler_factory(hass, self, handler)
-                )
+                router.add_route(method, self.url, _serve(hass, handler))
 
     async def options(self, request: web.Request, **_: str) -> web.Response:
         """Answer a CORS preflight from any origin."""
         return web.Response(status=HTTPStatus.NO_CONTENT, headers=_PREFLIGHT)
+
+
+def _serve(
+    hass: HomeAssistant, handler: Callable[..., Awaitable[web.StreamResponse]]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if hass.is_stopping:
+            return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
+        return await handler(request, **request.match_info)
+
+    return handle
 
 
 class WhepEndpointView(_WhepView):
