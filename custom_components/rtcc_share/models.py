@@ -115,6 +115,8 @@ class EndReason(StrEnum):
     CONSENT_LAPSED = "consent_lapsed"
     STOPPED_BY_RESIDENT = "stopped_by_resident"
     CAMERA_UNAVAILABLE = "camera_unavailable"
+    # The source gained audio the resident does not share (a reconnect, say).
+    AUDIO_APPEARED = "audio_appeared"
     UNLOADED = "unloaded"
     HA_STOPPING = "ha_stopping"
     # Found at the next start: the share was live when Home Assistant died.
