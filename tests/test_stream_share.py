@@ -1,6 +1,7 @@
 """The live share through HA's real stream component, with real H.264 video."""
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 import io
 import re
@@ -9,6 +10,7 @@ from typing import Any
 
 import av
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.stream import CONF_EXTRA_PART_WAIT_TIME
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
 import pytest
@@ -20,7 +22,10 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
-from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY
+from custom_components.rtcc_share.stream_share import (
+    RTSP_VIDEO_ONLY,
+    share_stream_settings,
+)
 
 from .common import City, ended, requested
 from .conftest import CAMERA, EXTERNAL_URL, WEBHOOK_ID, SourceCamera
@@ -46,9 +51,11 @@ class Viewer:
         files = {"master": await self.get("master_playlist.m3u8")}
         files["playlist"] = await self.get("playlist.m3u8")
         files["init"] = await self.get("init.mp4")
-        segment = re.search(rb"segment/\d+\.m4s", files["playlist"][1])
-        assert segment, files["playlist"]
-        files["segment"] = await self.get(segment.group().decode())
+        # The newest: a file source is read faster than real time, and HA keeps
+        # only the last few segments.
+        segments = re.findall(rb"segment/\d+\.m4s", files["playlist"][1])
+        assert segments, files["playlist"]
+        files["segment"] = await self.get(segments[-1].decode())
         return files
 
 
@@ -274,3 +281,38 @@ async def test_unknown_token_and_file_404(hass: HomeAssistant, grant: Any) -> No
     assert (await viewer.get("nonsense.txt"))[0] == 404
     response = await grant.client.get("/api/rtcc_share/hls/" + "a" * 64 + "/init.mp4")
     assert response.status == 404
+
+
+async def test_each_share_has_its_own_live_settings(
+    hass: HomeAssistant,
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+) -> None:
+    """The share cuts a segment per keyframe with short parts; HA's are untouched."""
+    ha_settings = hass.data["stream"]["settings"]
+    before = dataclasses.replace(ha_settings)
+    camera.stream_options = {CONF_EXTRA_PART_WAIT_TIME: 2.0}
+    status, _, viewer = await grant()
+    assert status == 201
+    share = integration.runtime_data.session.live.stream
+    settings = share.provider.stream_settings
+    assert settings == share_stream_settings({CONF_EXTRA_PART_WAIT_TIME: 2.0})
+    assert (settings.ll_hls, settings.part_target_duration) == (True, 0.5)
+    assert settings.min_segment_duration == pytest.approx(0.9)
+    # As HA derives them for a 0.5 s part, plus the camera's extra wait.
+    assert (settings.hls_advance_part_limit, settings.hls_part_timeout) == (6, 3.0)
+    # Segments are cut at every keyframe of the 1 s test video.
+    playlist = (await viewer.files())["playlist"][1].decode()
+    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", playlist)]
+    assert durations
+    assert all(d == pytest.approx(1.0, abs=0.15) for d in durations)
+    assert "#EXT-X-PART-INF:PART-TARGET=0.500" in playlist
+    # Home Assistant's own settings, and its own stream of the camera, keep HA's.
+    assert ha_settings == before
+    assert ha_settings is not settings
+    own = await camera.async_create_stream()
+    assert own is not share.stream
+    assert own.add_provider("hls").stream_settings == dataclasses.replace(
+        before, hls_part_timeout=before.hls_part_timeout + 2.0
+    )

@@ -5,10 +5,14 @@ It is never given a `stream` access token, so HA's `/api/hls/` views cannot
 reach it; it is served only by this module's view under a per-activation
 token. That lets the view log every viewer request and makes revocation
 exact: once the token is dropped, every URL under it answers 404.
+
+The share's stream has HLS settings of its own, chosen for live viewing (a
+segment at every keyframe, short parts); Home Assistant's `stream:` settings
+and the camera's own stream are left as they are.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
@@ -22,9 +26,22 @@ from homeassistant.components.camera.prefs import (
     DynamicStreamSettings,
     get_dynamic_camera_stream_settings,
 )
-from homeassistant.components.stream import HLS_PROVIDER, Stream, create_stream
-from homeassistant.components.stream.const import ATTR_STREAMS, AUDIO_CODECS
-from homeassistant.components.stream.core import StreamOutput, StreamView
+from homeassistant.components.stream import (
+    CONF_EXTRA_PART_WAIT_TIME,
+    HLS_PROVIDER,
+    Stream,
+    create_stream,
+)
+from homeassistant.components.stream.const import (
+    ATTR_STREAMS,
+    AUDIO_CODECS,
+    SEGMENT_DURATION_ADJUSTER,
+)
+from homeassistant.components.stream.core import (
+    StreamOutput,
+    StreamSettings,
+    StreamView,
+)
 from homeassistant.components.stream.hls import (
     HlsInitView,
     HlsMasterPlaylistView,
@@ -48,6 +65,11 @@ IDLE_MARGIN_S: Final = 60
 # Standard RTSP demuxer option: only SETUP the video track, so audio never
 # leaves the camera.
 RTSP_VIDEO_ONLY: Final = {"allowed_media_types": "video"}
+# HA cuts a segment at the first keyframe past the minimum duration, so this
+# gives a segment per keyframe, at most one a second: the first picture is
+# playable one keyframe interval after the source opens.
+SEGMENT_MIN_S: Final = 1.0
+PART_TARGET_S: Final = 0.5
 
 _SHARES: HassKey[dict[str, ShareStream]] = HassKey(f"{DOMAIN}_shares")
 
@@ -140,6 +162,48 @@ class ShareStream:
             streams.remove(self.stream)
 
 
+def share_stream_settings(options: Mapping[str, str | bool | float]) -> StreamSettings:
+    """Return a share's LL-HLS settings, the rest derived as HA derives its own."""
+    return StreamSettings(
+        ll_hls=True,
+        min_segment_duration=SEGMENT_MIN_S - SEGMENT_DURATION_ADJUSTER,
+        part_target_duration=PART_TARGET_S,
+        hls_advance_part_limit=max(int(3 / PART_TARGET_S), 3),
+        hls_part_timeout=2 * PART_TARGET_S
+        + float(options.get(CONF_EXTRA_PART_WAIT_TIME, 0)),
+    )
+
+
+def _create_stream(
+    hass: HomeAssistant,
+    source: str,
+    options: Mapping[str, str | bool | float],
+    dynamic_settings: DynamicStreamSettings,
+    label: str,
+) -> Stream:
+    """Return a registered Stream with the share's own settings."""
+    # HA's create_stream validates the camera's options and turns them into
+    # PyAV options; the share's Stream takes its place with its own settings.
+    template = create_stream(
+        hass,
+        source,
+        options=options,
+        dynamic_stream_settings=dynamic_settings,
+        stream_label=label,
+    )
+    stream = Stream(
+        hass,
+        source,
+        pyav_options=template.pyav_options,
+        stream_settings=share_stream_settings(options),
+        dynamic_stream_settings=dynamic_settings,
+        stream_label=label,
+    )
+    streams: list[Stream] = hass.data[STREAM_DOMAIN][ATTR_STREAMS]
+    streams[streams.index(template)] = stream
+    return stream
+
+
 def async_setup_view(hass: HomeAssistant) -> None:
     """Register the view once for all entries (from the integration's setup)."""
     hass.data[_SHARES] = {}
@@ -181,15 +245,13 @@ async def async_start(
     """Create and start the activation's own stream."""
     camera = get_camera_from_entity_id(hass, camera_entity_id)
     camera_settings = await get_dynamic_camera_stream_settings(hass, camera_entity_id)
-    stream = create_stream(
+    stream = _create_stream(
         hass,
         source,
-        options=camera.stream_options,
+        camera.stream_options,
         # A copy: the camera's own settings may ask to preload its stream.
-        dynamic_stream_settings=DynamicStreamSettings(
-            orientation=camera_settings.orientation
-        ),
-        stream_label=f"{DOMAIN}.{camera_entity_id}",
+        DynamicStreamSettings(orientation=camera_settings.orientation),
+        f"{DOMAIN}.{camera_entity_id}",
     )
     share = ShareStream(stream=stream, token=secrets.token_hex(32))
     try:
