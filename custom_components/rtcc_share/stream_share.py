@@ -18,7 +18,7 @@ from datetime import datetime
 from http import HTTPStatus
 import re
 import secrets
-from typing import Any, Final
+from typing import Any, Final, cast, override
 
 from aiohttp import web
 from homeassistant.components.camera.helper import get_camera_from_entity_id
@@ -38,6 +38,7 @@ from homeassistant.components.stream.const import (
     SEGMENT_DURATION_ADJUSTER,
 )
 from homeassistant.components.stream.core import (
+    Segment,
     StreamOutput,
     StreamSettings,
     StreamView,
@@ -48,8 +49,9 @@ from homeassistant.components.stream.hls import (
     HlsPartView,
     HlsPlaylistView,
     HlsSegmentView,
+    HlsStreamOutput,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util import dt as dt_util
@@ -89,6 +91,71 @@ class AudioNotRemovableError(HomeAssistantError):
     """The source carries audio that cannot be filtered out."""
 
 
+def _boxes(data: bytes, kind: bytes, start: int, end: int) -> list[tuple[int, int]]:
+    """Return (start, end) of each box of this kind directly in data[start:end]."""
+    found = []
+    while start + 8 <= end:
+        size = int.from_bytes(data[start : start + 4]) or end - start
+        if size < 8:
+            break
+        if data[start + 4 : start + 8] == kind:
+            found.append((start, min(start + size, end)))
+        start += size
+    return found
+
+
+def has_non_video_track(init: bytes) -> bool:
+    """Return True if an MP4 init section declares any track but video."""
+    for moov in _boxes(init, b"moov", 0, len(init)):
+        for trak in _boxes(init, b"trak", moov[0] + 8, moov[1]):
+            handlers = [
+                init[hdlr[0] + 16 : hdlr[0] + 20]
+                for mdia in _boxes(init, b"mdia", trak[0] + 8, trak[1])
+                for hdlr in _boxes(init, b"hdlr", mdia[0] + 8, mdia[1])
+            ]
+            # A track whose kind cannot be read counts as not video.
+            if handlers != [b"vide"]:
+                return True
+    return False
+
+
+class _VideoOnlyHlsOutput(HlsStreamOutput):
+    """HA's HLS output that never keeps a segment carrying anything but video.
+
+    HA's worker reopens the source on every reconnect and remuxes whatever
+    audio it finds then; every segment's init section says what it carries,
+    and it is known before any of the segment's data can be served.
+    """
+
+    on_non_video: Callable[[], None]
+
+    @callback
+    @override
+    def _async_put(self, segment: Segment) -> None:
+        if has_non_video_track(segment.init):
+            # Dropped: no viewer can ask for it, nor for its parts.
+            self.on_non_video()
+            return
+        super()._async_put(segment)
+
+
+class _ShareStreamCore(Stream):
+    """A share's Stream: every HLS output it makes can be held to video only."""
+
+    # Set when the share carries no audio.
+    on_non_video: Callable[[], None] | None = None
+
+    @override
+    def add_provider(self, fmt: str, timeout: int | None = None) -> StreamOutput:
+        provider = super().add_provider(fmt, timeout)
+        # Also outputs made again after HA dropped an idle one.
+        if self.on_non_video is not None and type(provider) is HlsStreamOutput:
+            # The output HA made, with the gate (same state, one method more).
+            provider.__class__ = _VideoOnlyHlsOutput
+            cast(_VideoOnlyHlsOutput, provider).on_non_video = self.on_non_video
+        return provider
+
+
 @dataclass(slots=True)
 class ViewerRecord:
     """What one client address fetched."""
@@ -120,6 +187,10 @@ class ShareStream:
     revoked: bool = False
     # Called when a new client address starts viewing (the resident sees it).
     on_new_viewer: Callable[[], None] | None = None
+    # Called once if audio the share must not carry shows up in the source
+    # (after a reconnect, say); every URL already answers 404 by then.
+    on_audio_appeared: Callable[[], None] | None = None
+    audio_appeared: bool = False
 
     @property
     def path(self) -> str:
@@ -140,6 +211,21 @@ class ShareStream:
         record.last = now
         record.requests += 1
         record.bytes += size
+
+    @callback
+    def async_audio_appeared(self) -> None:
+        """Withdraw every URL at once, then tell the session."""
+        if self.audio_appeared:
+            return
+        self.audio_appeared = True
+        hass = self.stream.hass
+        self.revoked = True
+        hass.data[_SHARES].pop(self.token, None)
+        hass.async_create_background_task(
+            self.async_teardown(), f"{DOMAIN} audio appeared"
+        )
+        if self.on_audio_appeared is not None:
+            self.on_audio_appeared()
 
     def _cleanup_outputs(self) -> None:
         # HA's own shutdown may already have dropped the outputs, not their timers.
@@ -180,7 +266,7 @@ def _create_stream(
     options: Mapping[str, str | bool | float],
     dynamic_settings: DynamicStreamSettings,
     label: str,
-) -> Stream:
+) -> _ShareStreamCore:
     """Return a registered Stream with the share's own settings."""
     # HA's create_stream validates the camera's options and turns them into
     # PyAV options; the share's Stream takes its place with its own settings.
@@ -191,7 +277,7 @@ def _create_stream(
         dynamic_stream_settings=dynamic_settings,
         stream_label=label,
     )
-    stream = Stream(
+    stream = _ShareStreamCore(
         hass,
         source,
         pyav_options=template.pyav_options,
@@ -257,6 +343,7 @@ async def async_start(
     try:
         if not share_audio:
             await _async_exclude_audio(hass, stream)
+            stream.on_non_video = share.async_audio_appeared
         share.provider = stream.add_provider(
             HLS_PROVIDER, timeout=duration_s + IDLE_MARGIN_S
         )
