@@ -32,6 +32,7 @@ from custom_components.rtcc_share.stream_share import (
 
 from .common import City, ended, requested
 from .conftest import CAMERA, EXTERNAL_URL, WEBHOOK_ID, SourceCamera
+from .video import make_video
 
 CONSENT = "switch.front_door_consent_to_share"
 
@@ -380,3 +381,78 @@ def test_only_video_tracks_pass(video_file: Path, video_with_audio: Path) -> Non
     assert [has_non_video_track(init) for init in inits] == [False, True]
     # A track of unreadable kind counts as not video.
     assert has_non_video_track(inits[0].replace(b"hdlr", b"hdlx"))
+
+
+async def test_playlists_answer_once_one_segment_is_complete(
+    hass: HomeAssistant, grant: Any, camera: SourceCamera, tmp_path: Path
+) -> None:
+    """With a single segment made, the master and a plain playlist answer at once.
+
+    Home Assistant's own views wait for a second segment, which this source
+    only makes when HA's worker retries, 10 s later.
+    """
+    camera.source = str(make_video(tmp_path / "one.mp4", seconds=1))
+    status, _, viewer = await grant()
+    assert status == 201
+    async with asyncio.timeout(5):
+        master_status, master = await viewer.get("master_playlist.m3u8")
+        playlist_status, playlist = await viewer.get("playlist.m3u8")
+    assert (master_status, playlist_status) == (200, 200)
+    bandwidth, codecs = re.search(rb'BANDWIDTH=(\d+),CODECS="([^"]+)"', master).groups()
+    assert codecs.startswith(b"avc1.")
+    assert int(bandwidth) > 0
+    assert re.findall(rb"segment/\d+\.m4s", playlist) == [b"segment/0.m4s"]
+    # Players start and stay three parts behind the newest part.
+    assert b"PART-HOLD-BACK=1.500" in playlist
+    assert b"#EXT-X-START:TIME-OFFSET=-1.500,PRECISE=YES" in playlist
+    # A blocking request keeps HA's semantics: it waits for what it asks for.
+    waiting = asyncio.ensure_future(viewer.get("playlist.m3u8?_HLS_msn=1&_HLS_part=0"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    waiting.cancel()
+
+
+async def test_playlist_waiting_for_a_first_segment_is_released(
+    hass: HomeAssistant, grant: Any, camera: SourceCamera, integration: MockConfigEntry
+) -> None:
+    """A master playlist request waiting for video returns 404 when the share ends."""
+    camera.source = "rtsp://127.0.0.1:9/doorbell"
+    status, _, viewer = await grant()
+    assert status == 201
+    waiting = asyncio.ensure_future(viewer.get("master_playlist.m3u8"))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    status, _ = await asyncio.wait_for(waiting, timeout=2)
+    assert status == 404
+
+
+async def test_browser_console_on_another_origin_sees_every_answer(
+    hass: HomeAssistant, grant: Any, integration: MockConfigEntry
+) -> None:
+    """CORS headers on every share URL, and on the 404 once the share ended."""
+    origin = {"Origin": "https://rtcc.city.example"}
+    _, _, viewer = await grant()
+    base = viewer.base
+    names = ["master_playlist.m3u8", "playlist.m3u8", "init.mp4"]
+    await viewer.files()
+    for name in names:
+        response = await grant.client.get(f"{base}/{name}", headers=origin)
+        assert response.status == 200, name
+        assert response.headers["Access-Control-Allow-Origin"] in {
+            "*",
+            origin["Origin"],
+        }
+    preflight = await grant.client.options(
+        f"{base}/playlist.m3u8",
+        headers={**origin, "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status == 200
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    for name in [*names, "segment/0.m4s"]:
+        response = await grant.client.get(f"{base}/{name}", headers=origin)
+        assert response.status == 404, name
+        assert response.headers["Access-Control-Allow-Origin"] in {
+            "*",
+            origin["Origin"],
+        }
