@@ -220,10 +220,17 @@ async def test_stream_start_failure_is_503(
     hass_client_no_auth: ClientSessionGenerator,
     integration: MockConfigEntry,
     city: City,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A stream that cannot be created is refused and the grant closed."""
     await _consent(hass)
-    hass.data["stream"]["settings"] = None  # stream component unusable
+
+    def unusable(*args: Any, **kwargs: Any) -> None:
+        raise HomeAssistantError("Stream integration is not set up.")
+
+    monkeypatch.setattr(
+        "custom_components.rtcc_share.stream_share.create_stream", unusable
+    )
     status, body = await _activate(await hass_client_no_auth(), city)
     assert (status, body) == (503, {"error": "camera_unavailable"})
     events = await _events(integration)
