@@ -313,17 +313,18 @@ async def test_each_share_has_its_own_live_settings(
     share = integration.runtime_data.session.live.stream
     settings = share.provider.stream_settings
     assert settings == share_stream_settings({CONF_EXTRA_PART_WAIT_TIME: 2.0})
-    assert (settings.ll_hls, settings.part_target_duration) == (True, 0.5)
+    assert (settings.ll_hls, settings.part_target_duration) == (True, 0.55)
     assert settings.min_segment_duration == pytest.approx(0.9)
-    # As HA derives them for a 0.5 s part, plus the camera's extra wait.
-    assert (settings.hls_advance_part_limit, settings.hls_part_timeout) == (6, 3.0)
+    # As HA derives them for a 0.55 s part, plus the camera's extra wait.
+    assert settings.hls_advance_part_limit == 5
+    assert settings.hls_part_timeout == pytest.approx(3.1)
     # Segments are cut at every keyframe of the 1 s test video.
     playlist = (await viewer.files())["playlist"][1].decode()
     durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", playlist)]
     # (The file's last segment may end early.)
     assert len(durations) >= 2
     assert all(d == pytest.approx(1.0, abs=0.15) for d in durations[:-1]), playlist
-    assert "#EXT-X-PART-INF:PART-TARGET=0.500" in playlist
+    assert "#EXT-X-PART-INF:PART-TARGET=0.550" in playlist
     # Home Assistant's own settings, and its own stream of the camera, keep HA's.
     assert ha_settings == before
     assert ha_settings is not settings
@@ -403,8 +404,8 @@ async def test_playlists_answer_once_one_segment_is_complete(
     assert int(bandwidth) > 0
     assert re.findall(rb"segment/\d+\.m4s", playlist) == [b"segment/0.m4s"]
     # Players start and stay three parts behind the newest part.
-    assert b"PART-HOLD-BACK=1.500" in playlist
-    assert b"#EXT-X-START:TIME-OFFSET=-1.500,PRECISE=YES" in playlist
+    assert b"PART-HOLD-BACK=1.650" in playlist
+    assert b"#EXT-X-START:TIME-OFFSET=-1.650,PRECISE=YES" in playlist
     # A blocking request keeps HA's semantics: it waits for what it asks for.
     waiting = asyncio.ensure_future(viewer.get("playlist.m3u8?_HLS_msn=1&_HLS_part=0"))
     await asyncio.sleep(0.2)

@@ -74,7 +74,11 @@ RTSP_VIDEO_ONLY: Final = {"allowed_media_types": "video"}
 # gives a segment per keyframe, at most one a second: the first picture is
 # playable one keyframe interval after the source opens.
 SEGMENT_MIN_S: Final = 1.0
-PART_TARGET_S: Final = 0.5
+# HA's worker cuts a part once 0.9 x this has passed, and reports no part as
+# longer than this. At 0.55 s a 1 s keyframe interval splits into two even
+# parts at 10, 12, 15, 20, 25 and 30 fps, none longer than the target; at
+# 0.5 s most of those rates leave a one-frame third part, a request of its own.
+PART_TARGET_S: Final = 0.55
 
 # How far behind the newest part a player should stay and start: three part
 # targets, the HLS spec's recommended PART-HOLD-BACK.
