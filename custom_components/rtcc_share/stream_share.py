@@ -126,7 +126,13 @@ class ShareMasterPlaylistView(HlsMasterPlaylistView):
             return web.Response(status=HTTPStatus.NOT_FOUND)
         # As HA computes them, from that segment and its init section.
         bandwidth = round(segment.data_size_with_init * 8 / segment.duration * 1.2)
-        codecs = get_codec_string(segment.init)
+        # HA writes an H.264 level below 1.6 with one hex digit ("avc1.6400a"),
+        # which browsers refuse as an unknown codec.
+        codecs = re.sub(
+            r"\b(avc[1-4]\.[0-9a-f]{4})([0-9a-f])(?=,|$)",
+            r"\g<1>0\2",
+            get_codec_string(segment.init),
+        )
         return _m3u8(
             f'#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{codecs}"\n'
             "playlist.m3u8\n"
