@@ -7,12 +7,16 @@ import threading
 import time
 from types import ModuleType
 from typing import Any
+import urllib.error
+import urllib.request
 
 from homeassistant.core import HomeAssistant
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from tools.city.browser import chromium
+from tools.city.cli import main
 from tools.city.watch import ViewerServer
 
 from .common import City, requested
@@ -86,3 +90,36 @@ async def test_browser_plays_a_video_only_share_smoothly(
     assert (stats["stalls"], stats["freezes"]) == (0, 0), stats
     # LL-HLS: a blocking playlist request and a part per 0.55 s part.
     assert stats["requests"] <= 5 * played, stats
+
+
+@pytest.mark.usefixtures("socket_enabled")
+def test_viewer_page_serves_only_its_own_files() -> None:
+    """The page, its script and hls.js come from the local server; nothing else."""
+    with ViewerServer(0) as viewer:
+        base = f"http://127.0.0.1:{viewer.port}"
+        for path in ("/", "/viewer.js", "/viewer.css", "/hls.min.js"):
+            with urllib.request.urlopen(base + path) as response:
+                assert response.status == 200, path
+                assert (
+                    "script-src 'self'" in response.headers["Content-Security-Policy"]
+                )
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "/../package.json")
+        assert err.value.code == 404
+    assert "src=https%3A%2F%2Fh%2Fm.m3u8" in viewer.page_url("https://h/m.m3u8")
+
+
+@pytest.mark.usefixtures("socket_enabled")
+def test_cli_watch_plays_a_stream_url(capsys: pytest.CaptureFixture[str]) -> None:
+    """`watch --stream-url` serves the page for that stream and says where."""
+    argv = ["watch", "--stream-url", "https://h/m.m3u8", "--no-browser", "--port", "0"]
+    assert main([*argv, "--serve-for", "0"]) == 0
+    assert "viewer page: http://127.0.0.1:" in capsys.readouterr().out
+
+
+def test_cli_watch_needs_a_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --stream-url, watch needs what an activation needs."""
+    with pytest.raises(SystemExit) as err:
+        main(["watch", "--lat", "1"])
+    assert err.value.code == 2
+    assert "watch needs --stream-url" in capsys.readouterr().err
