@@ -330,6 +330,9 @@ async def test_each_share_has_its_own_live_settings(
     assert ha_settings is not settings
     own = await camera.async_create_stream()
     assert own is not share.stream
+    # The share's worker opens the source without estimating the frame rate.
+    assert share.stream.pyav_options["fpsprobesize"] == "0"
+    assert "fpsprobesize" not in own.pyav_options
     assert own.add_provider("hls").stream_settings == dataclasses.replace(
         before, hls_part_timeout=before.hls_part_timeout + 2.0
     )
@@ -372,7 +375,8 @@ async def test_audio_appearing_on_reconnect_is_never_served(
     assert not any(has_non_video_track(segment.init) for segment in stored)
     for name in ("master_playlist.m3u8", "playlist.m3u8", "init.mp4"):
         assert (await viewer.get(name))[0] == 404, name
-    await hass.async_block_till_done()
+    # The worker is stopped in the background.
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert not [t for t in threading.enumerate() if t.name == "stream_worker"]
 
 

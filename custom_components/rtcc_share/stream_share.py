@@ -70,6 +70,10 @@ IDLE_MARGIN_S: Final = 60
 # Standard RTSP demuxer option: only SETUP the video track, so audio never
 # leaves the camera.
 RTSP_VIDEO_ONLY: Final = {"allowed_media_types": "video"}
+# The worker opens the source without estimating its frame rate, which reads
+# about 20 frames first (1.3 s at 15 fps, before anything is muxed); it
+# still waits for the codec parameters. Nothing downstream uses the rate.
+FAST_OPEN: Final = {"fpsprobesize": "0"}
 # HA cuts a segment at the first keyframe past the minimum duration, so this
 # gives a segment per keyframe, at most one a second: the first picture is
 # playable one keyframe interval after the source opens.
@@ -401,16 +405,6 @@ def _has_audio(source: str, pyav_options: dict[str, str]) -> bool:
         )
 
 
-async def _async_exclude_audio(hass: HomeAssistant, stream: Stream) -> None:
-    """Keep audio out, or raise AudioNotRemovableError if it cannot be."""
-    if stream.source.startswith(("rtsp://", "rtsps://")):
-        stream.pyav_options.update(RTSP_VIDEO_ONLY)
-    elif await hass.async_add_executor_job(
-        _has_audio, stream.source, dict(stream.pyav_options)
-    ):
-        raise AudioNotRemovableError
-
-
 async def async_start(
     hass: HomeAssistant,
     camera_entity_id: str,
@@ -430,18 +424,32 @@ async def async_start(
         DynamicStreamSettings(orientation=camera_settings.orientation),
         f"{DOMAIN}.{camera_entity_id}",
     )
+    # The camera's own options win.
+    stream.pyav_options = {**FAST_OPEN, **stream.pyav_options}
     share = ShareStream(stream=stream, token=secrets.token_hex(32))
+    probe: asyncio.Future[bool] | None = None
     try:
         if not share_audio:
-            await _async_exclude_audio(hass, stream)
             stream.on_non_video = share.async_audio_appeared
+            if stream.source.startswith(("rtsp://", "rtsps://")):
+                stream.pyav_options.update(RTSP_VIDEO_ONLY)
+            else:
+                # Probed while the worker opens the source: the gate above
+                # keeps whatever audio the worker finds from being served.
+                probe = hass.async_add_executor_job(
+                    _has_audio, stream.source, dict(stream.pyav_options)
+                )
         share.provider = stream.add_provider(
             HLS_PROVIDER, timeout=duration_s + IDLE_MARGIN_S
         )
         await stream.start()
+        audio = probe is not None and await probe
     except Exception:
         await share.async_teardown()
         raise
+    if audio:
+        await share.async_teardown()
+        raise AudioNotRemovableError
     hass.data[_SHARES][share.token] = share
     return share
 

@@ -15,6 +15,7 @@ const stats = {
   src: null,
   openedAt: performance.now(),
   firstFrameMs: null, // from page load to the first decoded frame
+  firstFrameEpochMs: null, // the wall clock then (Date.now())
   frames: 0,
   freezes: 0,
   longestFreezeMs: 0,
@@ -32,7 +33,10 @@ function countFrames(video) {
   let frozenSince = null;
   const onFrame = (now) => {
     stats.frames += 1;
-    if (stats.firstFrameMs === null) stats.firstFrameMs = now - stats.openedAt;
+    if (stats.firstFrameMs === null) {
+      stats.firstFrameMs = now - stats.openedAt;
+      stats.firstFrameEpochMs = Date.now();
+    }
     lastFrameAt = now;
     frozenSince = null;
     video.requestVideoFrameCallback(onFrame);
