@@ -210,10 +210,9 @@ async def test_blocking_playlist_request_is_released(
     track = integration.runtime_data.session.live.stream.provider
     # The file source is read to its end: the last segment is then complete
     # and nothing new comes until HA's worker retries.
-    for _ in range(100):
-        if track.last_segment.complete:
-            break
-        await asyncio.sleep(0.02)
+    async with asyncio.timeout(20):
+        while not (track.last_segment and track.last_segment.complete):
+            await asyncio.sleep(0.02)
     last = track.last_sequence
     waiting = asyncio.ensure_future(
         viewer.get(f"playlist.m3u8?_HLS_msn={last + 2}&_HLS_part=0")
