@@ -211,9 +211,10 @@ async def test_blocking_playlist_request_is_released(
     # The file source is read to its end: the last segment is then complete
     # and nothing new comes until HA's worker retries.
     async with asyncio.timeout(20):
-        while not (track.last_segment and track.last_segment.complete):
-            await asyncio.sleep(0.02)
-    last = track.last_sequence
+        last = -1
+        while not (track.last_segment.complete and track.last_sequence == last):
+            last = track.last_sequence
+            await asyncio.sleep(0.3)
     waiting = asyncio.ensure_future(
         viewer.get(f"playlist.m3u8?_HLS_msn={last + 2}&_HLS_part=0")
     )
