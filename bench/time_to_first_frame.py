@@ -72,6 +72,7 @@ from harness import (
     median,
     note,
     out,
+    promote_http_config,
     run_bench,
     verdict,
 )
@@ -422,6 +423,7 @@ def _rtsp_camera(port: int, intervals: list[int]) -> Iterator[dict[int, str]]:
 
 async def measure(bench: Bench, runs: int, play_s: float, rtsp_port: int) -> None:
     """Every source: the demo doorbell, then the RTSP camera at 1 s and 2 s."""
+    await promote_http_config(bench.api)
     cameras = runs * len(CLIENTS) + 1
     feed = f"http://{HOST}:{bench.hass.port}{LIVE_PATH}"
     sources = [
