@@ -1,15 +1,20 @@
 """The live share through HA's real stream component, with real H.264 video."""
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 import io
 import json
+from pathlib import Path
 import re
+import shutil
 import threading
 from typing import Any
 
 import av
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components import persistent_notification
+from homeassistant.components.stream import CONF_EXTRA_PART_WAIT_TIME
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 import pytest
@@ -21,7 +26,12 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
-from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY, ShareStream
+from custom_components.rtcc_share.stream_share import (
+    RTSP_VIDEO_ONLY,
+    ShareStream,
+    has_non_video_track,
+    share_stream_settings,
+)
 
 from .common import (
     CAMERA,
@@ -34,6 +44,7 @@ from .common import (
     turn_on_consent,
 )
 from .conftest import SourceCamera
+from .video import make_video
 
 
 class Viewer:
@@ -52,11 +63,17 @@ class Viewer:
     async def files(self) -> dict[str, tuple[int, bytes]]:
         """Fetch master playlist, playlist, init and the first segment."""
         files = {"master": await self.get("master_playlist.m3u8")}
-        files["playlist"] = await self.get("playlist.m3u8")
-        files["init"] = await self.get("init.mp4")
-        segment = re.search(rb"segment/\d+\.m4s", files["playlist"][1])
-        assert segment, files["playlist"]
-        files["segment"] = await self.get(segment.group().decode())
+        # A file source is read faster than real time and HA keeps only the
+        # last few segments: like a player, reload the playlist if the newest
+        # segment listed is already gone.
+        for _ in range(5):
+            files["playlist"] = await self.get("playlist.m3u8")
+            files["init"] = await self.get("init.mp4")
+            segments = re.findall(rb"segment/\d+\.m4s", files["playlist"][1])
+            assert segments, files["playlist"]
+            files["segment"] = await self.get(segments[-1].decode())
+            if files["segment"][0] == 200:
+                break
         return files
 
 
@@ -191,8 +208,15 @@ async def test_blocking_playlist_request_is_released(
 ) -> None:
     """An LL-HLS request waiting for a future part returns 404 on revoke, at once."""
     _, _, viewer = await grant()
-    files = await viewer.files()
-    last = max(int(n) for n in re.findall(rb"segment/(\d+)\.m4s", files["playlist"][1]))
+    await viewer.files()
+    track = integration.runtime_data.session.live.stream.provider
+    # The file source is read to its end: the last segment is then complete
+    # and nothing new comes until HA's worker retries.
+    async with asyncio.timeout(20):
+        last = -1
+        while not (track.last_segment.complete and track.last_sequence == last):
+            last = track.last_sequence
+            await asyncio.sleep(0.3)
     waiting = asyncio.ensure_future(
         viewer.get(f"playlist.m3u8?_HLS_msn={last + 2}&_HLS_part=0")
     )
@@ -325,3 +349,204 @@ async def test_unknown_token_and_file_404(hass: HomeAssistant, grant: Any) -> No
     assert (await viewer.get("nonsense.txt"))[0] == 404
     response = await grant.client.get("/api/rtcc_share/hls/" + "a" * 64 + "/init.mp4")
     assert response.status == 404
+
+
+async def test_each_share_has_its_own_live_settings(
+    hass: HomeAssistant,
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+) -> None:
+    """The share cuts a segment per keyframe with short parts; HA's are untouched."""
+    ha_settings = hass.data["stream"]["settings"]
+    before = dataclasses.replace(ha_settings)
+    camera.stream_options = {CONF_EXTRA_PART_WAIT_TIME: 2.0}
+    status, _, viewer = await grant()
+    assert status == 201
+    share = integration.runtime_data.session.live.stream
+    settings = share.provider.stream_settings
+    assert settings == share_stream_settings({CONF_EXTRA_PART_WAIT_TIME: 2.0})
+    assert (settings.ll_hls, settings.part_target_duration) == (True, 0.55)
+    assert settings.min_segment_duration == pytest.approx(0.9)
+    # As HA derives them for a 0.55 s part, plus the camera's extra wait.
+    assert settings.hls_advance_part_limit == 5
+    assert settings.hls_part_timeout == pytest.approx(3.1)
+    # Segments are cut at every keyframe of the 1 s test video.
+    playlist = (await viewer.files())["playlist"][1].decode()
+    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", playlist)]
+    # (The file's last segment may end early.)
+    assert len(durations) >= 2
+    assert all(d == pytest.approx(1.0, abs=0.15) for d in durations[:-1]), playlist
+    assert "#EXT-X-PART-INF:PART-TARGET=0.550" in playlist
+    # Home Assistant's own settings, and its own stream of the camera, keep HA's.
+    assert ha_settings == before
+    assert ha_settings is not settings
+    own = await camera.async_create_stream()
+    assert own is not share.stream
+    # The share's worker opens the source without estimating the frame rate.
+    assert share.stream.pyav_options["fpsprobesize"] == "0"
+    assert "fpsprobesize" not in own.pyav_options
+    assert own.add_provider("hls").stream_settings == dataclasses.replace(
+        before, hls_part_timeout=before.hls_part_timeout + 2.0
+    )
+
+
+async def test_audio_appearing_on_reconnect_is_never_served(
+    hass: HomeAssistant,
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+    video_file: Path,
+    video_with_audio: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A source that gains audio on a reconnect: not one byte of it is served."""
+    # HA's worker reconnects to the (file) source as soon as it ends.
+    monkeypatch.setattr(
+        "homeassistant.components.stream.STREAM_RESTART_INCREMENT", 0.05
+    )
+    source = tmp_path / "doorbell.mp4"
+    shutil.copy(video_file, source)
+    camera.source = str(source)
+    status, _, viewer = await grant()
+    assert status == 201
+    share = integration.runtime_data.session.live.stream
+    calls: list[bool] = []
+    share.on_audio_appeared = lambda: calls.append(True)
+    assert (await viewer.files())["segment"][0] == 200
+    stored = list(share.provider.get_segments())  # type: ignore[union-attr]
+    # The microphone is switched on; HA's worker reconnects to the source.
+    shutil.copy(video_with_audio, source)
+    for _ in range(200):
+        if calls:
+            break
+        stored.extend(share.provider.get_segments())  # type: ignore[union-attr]
+        await asyncio.sleep(0.02)
+    assert calls == [True]
+    assert stored
+    assert not any(has_non_video_track(segment.init) for segment in stored)
+    for name in ("master_playlist.m3u8", "playlist.m3u8", "init.mp4"):
+        assert (await viewer.get(name))[0] == 404, name
+    # The worker is stopped in the background.
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert not [t for t in threading.enumerate() if t.name == "stream_worker"]
+
+
+def test_only_video_tracks_pass(video_file: Path, video_with_audio: Path) -> None:
+    """The init check sees AAC beside H.264, and nothing in a video-only init."""
+    inits = [path.read_bytes() for path in (video_file, video_with_audio)]
+    assert [has_non_video_track(init) for init in inits] == [False, True]
+    # A track of unreadable kind counts as not video.
+    assert has_non_video_track(inits[0].replace(b"hdlr", b"hdlx"))
+
+
+async def test_playlists_answer_once_one_segment_is_complete(
+    hass: HomeAssistant, grant: Any, camera: SourceCamera, tmp_path: Path
+) -> None:
+    """With a single segment made, the master and a plain playlist answer at once.
+
+    Home Assistant's own views wait for a second segment, which this source
+    only makes when HA's worker retries, 10 s later.
+    """
+    camera.source = str(make_video(tmp_path / "one.mp4", seconds=1))
+    status, _, viewer = await grant()
+    assert status == 201
+    async with asyncio.timeout(5):
+        master_status, master = await viewer.get("master_playlist.m3u8")
+        playlist_status, playlist = await viewer.get("playlist.m3u8")
+    assert (master_status, playlist_status) == (200, 200)
+    bandwidth, codecs = re.search(rb'BANDWIDTH=(\d+),CODECS="([^"]+)"', master).groups()
+    # Six hex digits, which browsers need, even for the test video's level 1.0.
+    assert re.fullmatch(rb"avc1\.[0-9a-f]{6}", codecs)
+    assert int(bandwidth) > 0
+    assert re.findall(rb"segment/\d+\.m4s", playlist) == [b"segment/0.m4s"]
+    # Players start and stay three parts behind the newest part.
+    assert b"PART-HOLD-BACK=1.650" in playlist
+    assert b"#EXT-X-START:TIME-OFFSET=-1.650,PRECISE=YES" in playlist
+    # A blocking request keeps HA's semantics: it waits for what it asks for.
+    waiting = asyncio.ensure_future(viewer.get("playlist.m3u8?_HLS_msn=1&_HLS_part=0"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    waiting.cancel()
+
+
+async def test_playlist_waiting_for_a_first_segment_is_released(
+    hass: HomeAssistant, grant: Any, camera: SourceCamera, integration: MockConfigEntry
+) -> None:
+    """A master playlist request waiting for video returns 404 when the share ends."""
+    camera.source = "rtsp://127.0.0.1:9/doorbell"
+    status, _, viewer = await grant()
+    assert status == 201
+    waiting = asyncio.ensure_future(viewer.get("master_playlist.m3u8"))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    status, _ = await asyncio.wait_for(waiting, timeout=2)
+    assert status == 404
+
+
+async def test_browser_console_on_another_origin_sees_every_answer(
+    hass: HomeAssistant, grant: Any, integration: MockConfigEntry
+) -> None:
+    """CORS headers on every share URL, and on the 404 once the share ended."""
+    origin = {"Origin": "https://rtcc.city.example"}
+    _, _, viewer = await grant()
+    base = viewer.base
+    names = ["master_playlist.m3u8", "playlist.m3u8", "init.mp4"]
+    await viewer.files()
+    for name in names:
+        response = await grant.client.get(f"{base}/{name}", headers=origin)
+        assert response.status == 200, name
+        assert response.headers["Access-Control-Allow-Origin"] in {
+            "*",
+            origin["Origin"],
+        }
+    preflight = await grant.client.options(
+        f"{base}/playlist.m3u8",
+        headers={**origin, "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status == 200
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    for name in [*names, "segment/0.m4s"]:
+        response = await grant.client.get(f"{base}/{name}", headers=origin)
+        assert response.status == 404, name
+        assert response.headers["Access-Control-Allow-Origin"] in {
+            "*",
+            origin["Origin"],
+        }
+
+
+async def test_audio_appearing_ends_the_share_audited_and_told(
+    hass: HomeAssistant,
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+    video_file: Path,
+    video_with_audio: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The share ends with its own reason, in the audit log and for the resident."""
+    monkeypatch.setattr(
+        "homeassistant.components.stream.STREAM_RESTART_INCREMENT", 0.05
+    )
+    source = tmp_path / "doorbell.mp4"
+    shutil.copy(video_file, source)
+    camera.source = str(source)
+    status, _, viewer = await grant()
+    assert status == 201
+    assert (await viewer.files())["segment"][0] == 200
+    shutil.copy(video_with_audio, source)
+    session = integration.runtime_data.session
+    for _ in range(300):
+        if session.live is None:
+            break
+        await asyncio.sleep(0.02)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert session.live is None
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [ended] = [r for r in records if r["event"] == "share_ended"]
+    assert ended["reason"] == "audio_appeared"
+    notifications = persistent_notification._async_get_or_create_notifications(hass)
+    assert any("started sending audio" in n["message"] for n in notifications.values())

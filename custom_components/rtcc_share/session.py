@@ -254,6 +254,7 @@ class ShareSession:
         self.live = live
         if live.stream is not None:
             live.stream.on_new_viewer = self.async_changed
+            live.stream.on_audio_appeared = self._async_audio_appeared
         if live.webrtc is not None:
             live.webrtc.on_viewers_changed = self.async_changed
         self._expiry_unsub = async_track_point_in_utc_time(
@@ -310,6 +311,13 @@ class ShareSession:
         """Keep a new grant, on disk before its stream starts (crash recovery)."""
         self.history.add(item)
         await self._async_save()
+
+    @callback
+    def _async_audio_appeared(self) -> None:
+        # Its URLs already answer 404; the end is recorded and told as any other.
+        self.hass.async_create_task(
+            self.async_end(EndReason.AUDIO_APPEARED), eager_start=True
+        )
 
     async def _async_expired(self, _now: datetime) -> None:
         self._expiry_unsub = None

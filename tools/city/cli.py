@@ -8,11 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from typing import Any, Final
+import webbrowser
 
 import httpx
 
-from . import client
+from . import client, watch as watch_page
 
 KEY_ENV: Final = "RTCC_CITY_KEY"
 
@@ -44,10 +47,10 @@ def _finite(text: str) -> float:
     return value
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument(
         "--url",
-        required=True,
+        required=required,
         help="the home's webhook URL, https://<home>/api/webhook/<webhook_id>",
     )
     parser.add_argument("--key", default=os.environ.get(KEY_ENV), help=KEY_HELP)
@@ -61,6 +64,53 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=client.DEFAULT_TIMEOUT_S,
         help="seconds to wait for the answer (default: %(default)s)",
+    )
+
+
+def _add_activation(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """Add the arguments of an activation.requested."""
+    parser.add_argument(
+        "--activation-id",
+        help="the city's id for this activation, 1-128 of [A-Za-z0-9._:-] "
+        "(default: a new RTCC-<UTC date>-<random hex>); send the same id again "
+        "to retry",
+    )
+    parser.add_argument(
+        "--incident-id", help="the incident's id (default: the activation id)"
+    )
+    parser.add_argument(
+        "--incident-type",
+        default="shots_fired",
+        help="snake_case incident code (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lat", type=_finite, required=required, help="incident latitude"
+    )
+    parser.add_argument(
+        "--lon", type=_finite, required=required, help="incident longitude"
+    )
+    parser.add_argument(
+        "--radius",
+        type=_finite,
+        default=300,
+        help="incident radius in metres (default: %(default)s)",
+    )
+    parser.add_argument("--description", help="incident description")
+    parser.add_argument(
+        "--operator-id", default="op-1", help="operator id (default: %(default)s)"
+    )
+    parser.add_argument("--operator-name", help="operator name")
+    parser.add_argument(
+        "--legal-basis",
+        default="exigent_circumstances",
+        help="legal basis (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=int,
+        default=600,
+        help="requested duration in seconds, 30-86400; the home may grant less "
+        "(default: %(default)s)",
     )
 
 
@@ -95,53 +145,39 @@ def build_parser() -> argparse.ArgumentParser:
         "stream_url.",
     )
     _add_common(activate)
-    activate.add_argument(
-        "--activation-id",
-        help="the city's id for this activation, 1-128 of [A-Za-z0-9._:-] "
-        "(default: a new RTCC-<UTC date>-<random hex>); send the same id again "
-        "to retry",
-    )
-    activate.add_argument(
-        "--incident-id", help="the incident's id (default: the activation id)"
-    )
-    activate.add_argument(
-        "--incident-type",
-        default="shots_fired",
-        help="snake_case incident code (default: %(default)s)",
-    )
-    activate.add_argument(
-        "--lat", type=_finite, required=True, help="incident latitude"
-    )
-    activate.add_argument(
-        "--lon", type=_finite, required=True, help="incident longitude"
-    )
-    activate.add_argument(
-        "--radius",
-        type=_finite,
-        default=300,
-        help="incident radius in metres (default: %(default)s)",
-    )
-    activate.add_argument("--description", help="incident description")
-    activate.add_argument(
-        "--operator-id", default="op-1", help="operator id (default: %(default)s)"
-    )
-    activate.add_argument("--operator-name", help="operator name")
-    activate.add_argument(
-        "--legal-basis",
-        default="exigent_circumstances",
-        help="legal basis (default: %(default)s)",
-    )
-    activate.add_argument(
-        "--duration",
-        type=int,
-        default=600,
-        help="requested duration in seconds, 30-86400; the home may grant less "
-        "(default: %(default)s)",
-    )
+    _add_activation(activate, required=True)
     activate.add_argument(
         "--play",
         action="store_true",
         help="on a grant, probe the stream_url with ffprobe (if installed)",
+    )
+
+    watch = commands.add_parser(
+        "watch",
+        help="activate (or take a stream_url) and play it in the local viewer page",
+        description="Send a signed activation.requested like `activate` and play "
+        "the granted stream_url in a local viewer page (hls.js, served from this "
+        "machine on 127.0.0.1; nothing loads from the internet), opened in your "
+        "browser. With --stream-url, play an existing grant instead.",
+    )
+    _add_common(watch, required=False)
+    _add_activation(watch, required=False)
+    watch.add_argument("--stream-url", help="play this stream_url; sends no activation")
+    watch.add_argument(
+        "--port",
+        type=int,
+        default=watch_page.DEFAULT_PORT,
+        help="the viewer page's port on 127.0.0.1 (default: %(default)s)",
+    )
+    watch.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="only print the viewer page's address",
+    )
+    watch.add_argument(
+        "--serve-for",
+        type=_finite,
+        help="stop serving the page after this many seconds (default: Ctrl-C)",
     )
 
     end = commands.add_parser(
@@ -273,6 +309,32 @@ def _report(response: client.CityResponse) -> None:
         _write("(empty body: not the integration's answer; is the webhook URL right?)")
 
 
+def _watch(args: argparse.Namespace, stream_url: str) -> int:
+    """Serve the viewer page playing stream_url; open it in the browser."""
+    try:
+        server = watch_page.ViewerServer(args.port)
+    except watch_page.ViewerMissingError as err:
+        _write(str(err), err=True)
+        return 1
+    except OSError as err:
+        _write(f"cannot serve the viewer page on port {args.port}: {err}", err=True)
+        return 1
+    with server:
+        page = server.page_url(stream_url)
+        _write(f"viewer page: {page}")
+        if not args.no_browser:
+            webbrowser.open(page)
+        try:
+            if args.serve_for is None:
+                _write("serving the page; Ctrl-C to stop")
+                threading.Event().wait()
+            else:
+                time.sleep(max(args.serve_for, 0))
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
@@ -281,6 +343,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _keygen(args)
     if args.command == "probe-webrtc":
         return _probe_webrtc(args)
+    if args.command == "watch" and args.stream_url:
+        return _watch(args, args.stream_url)
+    if args.command == "watch" and (
+        args.url is None or args.lat is None or args.lon is None
+    ):
+        parser.error("watch needs --stream-url, or --url, --lat and --lon")
 
     if not args.key:
         parser.error(f"--key is required (or set {KEY_ENV})")
@@ -291,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Always addressed: a captured message is then valid at this home only.
     recipient = client.recipient_of(args.url)
-    if args.command == "activate":
+    if args.command in {"activate", "watch"}:
         activation_id = args.activation_id or client.new_activation_id()
         message = client.build_requested(
             activation_id=activation_id,
@@ -317,9 +385,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (response := _send(args, message)) is None:
         return 1
     _report(response)
+    body = response.body if response.ok else None
+    stream_url = body.get("stream_url") if isinstance(body, dict) else None
+    if args.command == "watch":
+        if not isinstance(stream_url, str):
+            _write("no stream_url in the answer: nothing to watch")
+            return 1
+        return _watch(args, stream_url)
     if args.command == "activate" and args.play:
-        body = response.body if response.ok else None
-        stream_url = body.get("stream_url") if isinstance(body, dict) else None
         if isinstance(stream_url, str):
             _play(stream_url, args.insecure)
         else:

@@ -1,0 +1,126 @@
+"""The city viewer page in a real browser (headless Chromium) on a live share."""
+
+import asyncio
+import importlib.util
+from pathlib import Path
+import threading
+import time
+from types import ModuleType
+from typing import Any
+import urllib.error
+import urllib.request
+
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from tools.city.browser import chromium
+from tools.city.cli import main
+from tools.city.watch import ViewerServer
+
+from .common import City, requested
+from .conftest import EXTERNAL_URL, WEBHOOK_ID, SourceCamera
+from .video import FPS
+
+PLAY_S = 22
+DOORBELL = (
+    Path(__file__).parent.parent
+    / "config"
+    / "custom_components"
+    / "demo_doorbell"
+    / "camera.py"
+)
+
+
+def _demo_doorbell() -> ModuleType:
+    """The development doorbell's module: its live view plays a clip in real time."""
+    spec = importlib.util.spec_from_file_location("demo_doorbell_camera", DOORBELL)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_browser_plays_a_video_only_share_smoothly(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    camera: SourceCamera,
+    city: City,
+    video_file: Path,
+) -> None:
+    """hls.js in Chromium plays a live video-only share: frames, no stall, few requests."""
+    doorbell = _demo_doorbell()
+    hass.http.register_view(doorbell.LiveView(video_file))
+    client = await hass_client_no_auth()
+    base = str(client.make_url("")).rstrip("/")
+    camera.source = f"{base}{doorbell.LIVE_PATH}"
+    await hass.services.async_call(
+        "switch",
+        "turn_on",
+        {"entity_id": "switch.front_door_consent_to_share"},
+        blocking=True,
+    )
+    body, headers = city.sign(requested("JPD-RTCC-0099"))
+    response = await client.post(
+        f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
+    )
+    assert response.status == 201
+    stream_url = (await response.json())["stream_url"].replace(EXTERNAL_URL, base)
+    stats: dict[str, Any] = {}
+    with ViewerServer(0) as viewer:
+        async with chromium() as page:
+            began = time.monotonic()
+            await page.goto(viewer.page_url(stream_url))
+            await asyncio.sleep(PLAY_S)
+            stats = await page.js("window.viewerStats")
+            played = time.monotonic() - began
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    # The live feed's thread ends once the stream worker has hung up.
+    for _ in range(100):
+        if not [t for t in threading.enumerate() if t.name == "demo_doorbell"]:
+            break
+        await asyncio.sleep(0.05)
+    assert stats["firstFrameMs"] is not None, stats
+    playing_s = played - stats["firstFrameMs"] / 1000
+    assert playing_s >= 20, stats
+    assert stats["frames"] >= 0.8 * FPS * playing_s, stats
+    assert (stats["stalls"], stats["freezes"]) == (0, 0), stats
+    # LL-HLS: a blocking playlist request and a part per 0.55 s part, about
+    # 4 a second (hls.js on Home Assistant's own video-only stream: about 20).
+    assert stats["requests"] <= 6 * played, stats
+
+
+@pytest.mark.usefixtures("socket_enabled")
+def test_viewer_page_serves_only_its_own_files() -> None:
+    """The page, its script and hls.js come from the local server; nothing else."""
+    with ViewerServer(0) as viewer:
+        base = f"http://127.0.0.1:{viewer.port}"
+        for path in ("/", "/viewer.js", "/viewer.css", "/hls.min.js"):
+            with urllib.request.urlopen(base + path) as response:
+                assert response.status == 200, path
+                assert (
+                    "script-src 'self'" in response.headers["Content-Security-Policy"]
+                )
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "/../package.json")
+        assert err.value.code == 404
+    assert "src=https%3A%2F%2Fh%2Fm.m3u8" in viewer.page_url("https://h/m.m3u8")
+
+
+@pytest.mark.usefixtures("socket_enabled")
+def test_cli_watch_plays_a_stream_url(capsys: pytest.CaptureFixture[str]) -> None:
+    """`watch --stream-url` serves the page for that stream and says where."""
+    argv = ["watch", "--stream-url", "https://h/m.m3u8", "--no-browser", "--port", "0"]
+    assert main([*argv, "--serve-for", "0"]) == 0
+    assert "viewer page: http://127.0.0.1:" in capsys.readouterr().out
+
+
+def test_cli_watch_needs_a_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --stream-url, watch needs what an activation needs."""
+    with pytest.raises(SystemExit) as err:
+        main(["watch", "--lat", "1"])
+    assert err.value.code == 2
+    assert "watch needs --stream-url" in capsys.readouterr().err
