@@ -49,6 +49,7 @@ import tempfile
 import threading
 import time
 from typing import Any, Final, NoReturn
+from urllib.parse import urljoin
 
 import aiohttp
 from aiohttp import web
@@ -427,7 +428,8 @@ class Api:
         share = Share(
             entry_id=entry_id,
             camera=camera,
-            webhook_url=placeholders["webhook_url"],
+            # Without an external URL the flow shows the webhook's path only.
+            webhook_url=urljoin(self.base, placeholders["webhook_url"]),
             key=placeholders["secret"],
             city=City(placeholders["secret"]),
         )

@@ -14,20 +14,26 @@ keyframe every second), and the bench-only `rtcc_bench` WebRTC provider,
 which relays that feed's H.264 packets over WebRTC with aiortc,
 untranscoded, as go2rtc does for a camera. For each run:
 
-- HLS: a signed activation is granted and, from its 201, the LL-HLS fast
-  path (blocking playlist for part 0, init.mp4, part 0, decode) runs, as in
+Every share is a real grant: a signed `activation.requested` through the
+webhook, with `accept_streams` `["hls"]` for the HLS figure and `["webrtc"]`
+for the others (the resident's "Live views the city may get" option, set
+through the options flow, allows both), ended by a signed
+`activation.ended`.
+
+- HLS: from the grant's 201, the LL-HLS fast path on its `stream_url`
+  (blocking playlist for part 0, init.mp4, part 0, decode) runs, as in
   bench/time_to_first_frame.py;
 - Chromium (if Debian's `chromium` is installed): headless, on the viewer
   page tools/city/whep_viewer.html from another origin, its own
-  RTCPeerConnection trickling its candidates; the time from the 201 to the
-  first decoded frame (getStats `framesDecoded`, polled every 10 ms);
-- WebRTC: a WHEP share of the same camera is opened (through `rtcc_bench`,
-  until the grant hands out `webrtc_url`), an aiortc viewer POSTs a
-  receive-only offer and decodes; the time from the 201 to the first
-  decoded frame is recorded;
-- revoke: four viewer sessions are opened and decoding, the share is
-  revoked, and the time until every session URL answers 404 and until
-  every viewer's track has ended is recorded.
+  RTCPeerConnection trickling its candidates, on the grant's `webrtc_url`;
+  the time from the WHEP 201 to the first decoded frame (getStats
+  `framesDecoded`, polled every 10 ms);
+- WebRTC: an aiortc viewer POSTs a receive-only offer to the grant's
+  `webrtc_url` and decodes; the time from the WHEP 201 to the first decoded
+  frame is recorded;
+- revoke: four viewer sessions of one grant are opened and decoding, the
+  city sends `activation.ended`, and the time until every session URL
+  answers 404 and until every viewer's track has ended is recorded.
 
 The keyframe interval (the baseline) is measured in the same run by reading
 the feed with PyAV. The feed starts every new connection with a keyframe; a
@@ -40,7 +46,6 @@ Prints one summary line per figure; exits 0 whether or not a target is met.
 """
 
 # ruff: noqa: INP001
-import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -58,19 +63,14 @@ import aioice.ice
 from harness import (
     FEED_CAMERA,
     FEED_CAMERA_NAME,
-    HOST,
     Bench,
+    Share,
     activate,
+    bench_main,
     end,
-    feed_process,
     feed_url,
-    median,
-    note,
-    out,
-    percentile,
-    run_bench,
-    verdict,
 )
+from report import median, note, out, percentile, verdict
 from time_to_first_frame import Run, _fast, _keyframe_interval
 
 from tools.city.chromium import chromium, viewer_page
@@ -116,22 +116,39 @@ async def _ended(viewer: Viewer, t0: float) -> float:
     return time.monotonic() - t0
 
 
-async def _revoke(bench: Bench, base: str) -> tuple[float, float]:
-    """Open four decoding sessions, revoke; return (all 404, all media ended)."""
-    share = await bench.api.call("POST", f"/api/rtcc_bench/whep/{FEED_CAMERA}")
-    viewers = [Viewer(bench.session, base + share["path"]) for _ in range(SESSIONS)]
+async def _grant(bench: Bench, share: Share, activation: str, kind: str) -> str:
+    """Have the city ask for one kind of live view; return its URL."""
+    status, reply, _ = await activate(
+        bench.session, share, activation, accept_streams=[kind]
+    )
+    if status != 201:
+        raise RuntimeError(f"activation answered {status} {reply}")
+    return str(reply["webrtc_url" if kind == "webrtc" else "stream_url"])
+
+
+async def _end(bench: Bench, share: Share, activation: str) -> None:
+    """Have the city end the activation; empty the history for the next."""
+    status, reply, _ = await end(bench.session, share, activation)
+    if status != 200:
+        raise RuntimeError(f"activation.ended answered {status} {reply}")
+    await bench.api.reset_history(share)
+
+
+async def _revoke(bench: Bench, share: Share, activation: str) -> tuple[float, float]:
+    """Open four decoding sessions, end; return (all 404, all media ended)."""
+    url = await _grant(bench, share, activation, "webrtc")
+    viewers = [Viewer(bench.session, url) for _ in range(SESSIONS)]
     try:
         for viewer in viewers:
             await viewer.start()
         async with asyncio.timeout(FRAME_TIMEOUT_S):
             await asyncio.gather(*(v.first_frame.wait() for v in viewers))
-        token = share["path"].rsplit("/", 1)[1]
         t0 = time.monotonic()
         gone = asyncio.gather(
             *(_gone(bench.session, v.location or "", t0) for v in viewers)
         )
         ended = asyncio.gather(*(_ended(v, t0) for v in viewers))
-        await bench.api.call("DELETE", f"/api/rtcc_bench/whep/{token}")
+        await _end(bench, share, activation)
         return max(await gone), max(await ended)
     finally:
         for viewer in viewers:
@@ -139,11 +156,11 @@ async def _revoke(bench: Bench, base: str) -> tuple[float, float]:
 
 
 async def measure(bench: Bench, runs: int, page: Any) -> None:
-    """Grant / open, watch, end; print the summary lines."""
-    api, session = bench.api, bench.session
-    base = f"http://{HOST}:{bench.hass.port}"
-    share = await api.add_share(FEED_CAMERA, max_activations_per_day=24)
-    await api.set_consent(share, True)
+    """Grant, watch, end; print the summary lines."""
+    share = await bench.api.add_share(
+        FEED_CAMERA, max_activations_per_day=24, stream_kinds=["hls", "webrtc"]
+    )
+    await bench.api.set_consent(share, True)
     loop = asyncio.get_running_loop()
     interval = await loop.run_in_executor(
         None, _keyframe_interval, feed_url(bench.hass.port)
@@ -155,34 +172,26 @@ async def measure(bench: Bench, runs: int, page: Any) -> None:
     ended: list[float] = []
     for index in range(runs):
         activation = f"WEBRTC-{index:02d}"
-        status, reply, _ = await activate(session, share, activation)
-        if status != 201:
-            raise RuntimeError(f"activation answered {status} {reply}")
+        url = await _grant(bench, share, f"{activation}-HLS", "hls")
         run = Run()
         async with asyncio.timeout(60):
-            await _fast(session, reply["stream_url"], time.monotonic(), run)
+            await _fast(bench.session, url, time.monotonic(), run)
         hls.append(run.fast["frame decoded"])
         note(f"run {index + 1}: LL-HLS first frame {hls[-1]:.2f} s")
-        status, reply, _ = await end(session, share, activation)
-        if status != 200:
-            raise RuntimeError(f"activation.ended answered {status} {reply}")
-        await api.reset_history(share)
+        await _end(bench, share, f"{activation}-HLS")
 
         if page is not None:
-            whep = await api.call("POST", f"/api/rtcc_bench/whep/{FEED_CAMERA}")
-            browser.append(await _chromium_first_frame(page, base + whep["path"]))
-            token = whep["path"].rsplit("/", 1)[1]
-            await api.call("DELETE", f"/api/rtcc_bench/whep/{token}")
+            url = await _grant(bench, share, f"{activation}-CHROMIUM", "webrtc")
+            browser.append(await _chromium_first_frame(page, url))
+            await _end(bench, share, f"{activation}-CHROMIUM")
             note(f"run {index + 1}: Chromium first frame {browser[-1]:.2f} s")
 
-        whep = await api.call("POST", f"/api/rtcc_bench/whep/{FEED_CAMERA}")
-        webrtc.append(await _webrtc_first_frame(bench, base + whep["path"]))
+        url = await _grant(bench, share, f"{activation}-AIORTC", "webrtc")
+        webrtc.append(await _webrtc_first_frame(bench, url))
         note(f"run {index + 1}: WebRTC first frame {webrtc[-1]:.2f} s")
-        await api.call(
-            "DELETE", f"/api/rtcc_bench/whep/{whep['path'].rsplit('/', 1)[1]}"
-        )
+        await _end(bench, share, f"{activation}-AIORTC")
 
-        all_gone, all_ended = await _revoke(bench, base)
+        all_gone, all_ended = await _revoke(bench, share, f"{activation}-REVOKE")
         gone.append(all_gone)
         ended.append(all_ended)
         note(
@@ -193,7 +202,8 @@ async def measure(bench: Bench, runs: int, page: Any) -> None:
     value, baseline = median(webrtc), median(hls)
     target = 0.5 + interval
     out(
-        f"time to first frame over WebRTC (WHEP 201 -> decoded frame, aiortc), "
+        f"time to first frame over WebRTC (granted webrtc_url, WHEP 201 -> decoded "
+        f"frame, aiortc), "
         f"median of {runs}: {value:.2f} s vs LL-HLS first part of the same source "
         f"{baseline:.2f} s = ratio {value / baseline:.2f} (target <= {target:.2f} s "
         f"= 0.5 s + keyframe interval {interval:.2f} s) {verdict(value <= target)}"
@@ -201,8 +211,8 @@ async def measure(bench: Bench, runs: int, page: Any) -> None:
     if browser:
         value = median(browser)
         out(
-            f"time to first frame over WebRTC (WHEP 201 -> decoded frame, headless "
-            f"Chromium, trickling), median of {runs}: {value:.2f} s vs LL-HLS "
+            f"time to first frame over WebRTC (granted webrtc_url, WHEP 201 -> "
+            f"decoded frame, headless Chromium, trickling), median of {runs}: {value:.2f} s vs LL-HLS "
             f"{baseline:.2f} s = ratio {value / baseline:.2f} (target <= "
             f"{target:.2f} s) {verdict(value <= target)}"
         )
@@ -210,15 +220,17 @@ async def measure(bench: Bench, runs: int, page: Any) -> None:
         note("Chromium not installed: no browser figure")
     p99_gone, p99_ended = percentile(gone, 99), percentile(ended, 99)
     out(
-        f"revoke with {SESSIONS} WebRTC sessions, p99 of {runs}: every session URL "
+        f"activation.ended with {SESSIONS} WebRTC sessions, p99 of {runs}: every "
+        f"session URL "
         f"404 after {p99_gone * 1000:.0f} ms, every viewer's media ended after "
         f"{p99_ended * 1000:.0f} ms (target <= 1000 ms) "
         f"{verdict(max(p99_gone, p99_ended) <= 1)}"
     )
 
 
-async def _with_feed(bench: Bench, runs: int) -> None:
-    async with feed_process(bench):
+async def _measure(bench: Bench, runs: int) -> None:
+    # The viewer's ICE on loopback too, like the provider's.
+    with patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]):
         if chromium() is None:
             await measure(bench, runs, None)
             return
@@ -226,26 +238,11 @@ async def _with_feed(bench: Bench, runs: int) -> None:
             await measure(bench, runs, page)
 
 
-async def main() -> int:
-    """Run the benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--port", type=int, default=18433)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
-    args = parser.parse_args()
-    # The viewer's ICE on loopback too, like the provider's.
-    with patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]):
-        await run_bench(
-            args.port,
-            lambda bench: _with_feed(bench, args.runs),
-            keep=args.keep,
-            extra_cameras={FEED_CAMERA_NAME: feed_url(args.port)},
-        )
-    return 0
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except aiohttp.ClientError as err:
-        sys.exit(f"webrtc_first_frame: {type(err).__name__}: {err}")
+    bench_main(
+        __doc__,
+        18433,
+        lambda bench, args: _measure(bench, args.runs),
+        options={"--runs": {"type": int, "default": 5}},
+        feed_cameras=(FEED_CAMERA_NAME,),
+    )

@@ -7,7 +7,7 @@ from typing import Any
 from unittest.mock import patch
 
 import aioice.ice
-from homeassistant.components.camera import Camera
+from homeassistant.components.camera import Camera, async_register_webrtc_provider
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -23,7 +23,12 @@ from custom_components.rtcc_share.const import (
 from tools.city.webrtc import Viewer
 
 from .common import EXTERNAL_URL, WEBHOOK_URL, City, ended, requested, turn_on_consent
-from .webrtc_camera import RingLikeCamera, async_settle_peers
+from .webrtc_camera import (
+    LoopbackProvider,
+    ProviderCamera,
+    RingLikeCamera,
+    async_settle_peers,
+)
 
 FRAME_TIMEOUT_S = 20
 
@@ -39,8 +44,16 @@ def loopback(socket_enabled: None) -> None:
 
 
 @pytest.fixture
-def source_camera(video_file: Path) -> Camera:
-    """A Ring doorbell: WebRTC only, no stream source."""
+def camera_kind() -> str:
+    """Which doorbell the resident has (parametrized to change it)."""
+    return "ring"
+
+
+@pytest.fixture
+def source_camera(camera_kind: str, video_file: Path) -> Camera:
+    """A Ring doorbell (WebRTC only, no stream source), or a camera offering both."""
+    if camera_kind == "provider":
+        return ProviderCamera(str(video_file))
     return RingLikeCamera(video_file)
 
 
@@ -62,6 +75,20 @@ async def client(
     yield await hass_client_no_auth()
     await camera.peers.async_close_all()
     await async_settle_peers()
+
+
+@pytest.fixture
+async def provider(
+    hass: HomeAssistant, camera: Camera, video_file: Path
+) -> AsyncGenerator[LoopbackProvider]:
+    """A go2rtc-like WebRTC provider for the camera's stream source."""
+    provider = LoopbackProvider(video_file)
+    unregister = async_register_webrtc_provider(hass, provider)
+    await hass.async_block_till_done()
+    yield provider
+    await provider.peers.async_close_all()
+    await async_settle_peers()
+    unregister()
 
 
 async def _activate(client: Any, city: City, **changes: Any) -> tuple[int, Any]:
@@ -99,6 +126,49 @@ async def test_ring_doorbell_is_shared_over_webrtc(
     [share_ended] = [r for r in records if r["event"] == "share_ended"]
     [session] = share_ended["webrtc_sessions"]
     assert session["address"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("camera_kind", ["provider"])
+@pytest.mark.parametrize(
+    "entry_options",
+    [{**DEFAULT_OPTIONS, CONF_STREAM_KINDS: [STREAM_HLS, STREAM_WEBRTC]}],
+)
+async def test_camera_offering_both_gets_both_urls_in_one_grant(
+    hass: HomeAssistant,
+    provider: LoopbackProvider,
+    integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    city: City,
+) -> None:
+    """Both URLs in one 201, both play, the repeat returns them, both 404 after."""
+    await turn_on_consent(hass)
+    client = await hass_client_no_auth()
+    status, body = await _activate(client, city, accept_streams=["hls", "webrtc"])
+    assert status == 201, body
+    hls = body["stream_url"].removeprefix(EXTERNAL_URL)
+    webrtc = body["webrtc_url"].removeprefix(EXTERNAL_URL)
+    assert (await client.get(hls)).status == 200
+    viewer = Viewer(client, webrtc)
+    await viewer.start()
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        await viewer.first_frame.wait()
+    # The grant stands as made, whatever a repeat asks for.
+    for accept in (["hls"], ["webrtc"], ["dash"], None):
+        changes = {} if accept is None else {"accept_streams": accept}
+        assert await _activate(client, city, **changes) == (200, body), accept
+
+    signed, headers = city.sign(ended("W-1"))
+    assert (await client.post(WEBHOOK_URL, data=signed, headers=headers)).status == 200
+    assert (await client.get(hls)).status == 404
+    response = await client.post(
+        webrtc, data=b"v=0\r\n", headers={"Content-Type": "application/sdp"}
+    )
+    assert response.status == 404
+    await viewer.close(delete=False)
+    assert len(provider.peers.closed) == 1
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [granted] = [r for r in records if r["event"] == "activation_granted"]
+    assert granted["streams"] == [STREAM_HLS, STREAM_WEBRTC]
 
 
 async def test_webrtc_only_camera_asked_for_hls_names_what_it_offers(

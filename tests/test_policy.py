@@ -602,9 +602,11 @@ def _imports_homeassistant(modules: set[tuple[int, str]]) -> bool:
     )
 
 
-@pytest.mark.parametrize("module", ["policy.py", "const.py", "models.py"])
+@pytest.mark.parametrize(
+    "module", ["policy.py", "const.py", "models.py", "whep_sdp.py"]
+)
 def test_pure_modules_do_not_import_homeassistant(module: str) -> None:
-    """The policy and what it imports never load Home Assistant at runtime."""
+    """The policy, what it imports and the WHEP SDP never load Home Assistant."""
     modules = _imported_modules((PACKAGE_DIR / module).read_text(encoding="utf-8"))
     assert not _imports_homeassistant(modules)
 

@@ -9,8 +9,9 @@ integration's loggers at DEBUG, then searches everything it produced for:
   flows generate; for `v1a` the city's private key, which Home Assistant is
   never given);
 - the webhook ids;
-- the stream tokens and full stream URLs handed to the city (allowed only in
-  the grant answers that carry them to the city);
+- the stream tokens and full stream URLs handed to the city, HLS and WebRTC
+  (allowed only in the grant answers that carry them to the city);
+- (a separate test) a real WHEP exchange's session id and ICE passwords;
 - (a separate test) the source camera's URL with its credentials.
 
 Logs are checked for the integration's loggers (`custom_components.rtcc_share*`)
@@ -31,15 +32,19 @@ from datetime import timedelta
 import json
 import logging
 from pathlib import Path
+import re
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
+import aioice.ice
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
 )
 from homeassistant.components import persistent_notification
+from homeassistant.components.camera import async_register_webrtc_provider
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant, ServiceCall
@@ -63,11 +68,15 @@ from custom_components.rtcc_share.const import (
     CONF_CAMERA_ENTITY_ID,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
+    CONF_STREAM_KINDS,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     DEFAULT_OPTIONS,
     DOMAIN,
+    STREAM_HLS,
+    STREAM_WEBRTC,
 )
+from tools.city.webrtc import Viewer
 
 from .common import (
     CITY_PRIVATE_KEY,
@@ -81,6 +90,7 @@ from .common import (
     requested,
 )
 from .conftest import SourceCamera
+from .webrtc_camera import LoopbackProvider, async_settle_peers
 
 URL = "/api/webhook/{}"
 CONSENT = "switch.{}_consent_to_share"
@@ -224,11 +234,16 @@ class CityClient:
         self.observed.add(where, text)
         self.observed.add(f"{where} headers", dict(response.headers))
         answer = json.loads(text)
-        if response.status in (200, 201) and "stream_url" in answer:
+        urls = {
+            key: answer[key] for key in ("stream_url", "webrtc_url") if key in answer
+        }
+        if response.status in (200, 201) and urls:
             self.observed.grant_bodies.append(where)
-            stream_url = answer["stream_url"]
-            self.secrets.add(f"stream url {stream_url}", stream_url)
-            self.secrets.add(f"stream token {stream_url}", stream_url.split("/")[-2])
+        for key, url in urls.items():
+            # .../hls/{token}/master_playlist.m3u8, .../whep/{token}
+            token = url.split("/")[-2 if key == "stream_url" else -1]
+            self.secrets.add(f"stream url {url}", url)
+            self.secrets.add(f"stream token {url}", token)
         return response.status, answer
 
     async def post(self, payload: Any, **sign: Any) -> tuple[int, dict[str, Any]]:
@@ -555,6 +570,70 @@ async def test_camera_url_never_leaks(
     _assert_no_leak(observed, secrets)
     # The worker did log the (redacted) URL: the search above was not vacuous.
     assert any("127.0.0.1:9/stream" in text for where, text in observed.texts)
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [
+        {
+            **DEFAULT_OPTIONS,
+            CONF_NOTIFY_TARGETS: ["notify.mobile_app_phone"],
+            CONF_STREAM_KINDS: [STREAM_HLS, STREAM_WEBRTC],
+        }
+    ],
+)
+async def test_webrtc_secrets_never_leak(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    hass_client: ClientSessionGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    video_file: Path,
+    notify_calls: list[ServiceCall],
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A WebRTC grant and a real WHEP exchange: URL, token, ICE passwords stay out."""
+    caplog.set_level(logging.DEBUG)
+    for name in WATCHED_LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    assert await async_setup_component(hass, "diagnostics", {})
+    events = async_capture_events(hass, MATCH_ALL)
+    observed, secrets = Observed(), Secrets()
+    provider = LoopbackProvider(video_file)
+    unregister = async_register_webrtc_provider(hass, provider)
+    client = await hass_client_no_auth()
+    front = CityClient(client, WEBHOOK_ID, SECRET, observed, secrets)
+    await _consent(hass, "front_door", True)
+    status, grant = await front.post(requested("W-1", accept_streams=["hls", "webrtc"]))
+    assert status == 201, grant
+    viewer = Viewer(client, grant["webrtc_url"].removeprefix(EXTERNAL_URL))
+    with patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]):
+        await viewer.start()
+        async with asyncio.timeout(20):
+            await viewer.first_frame.wait()
+    assert viewer.location and viewer.answer
+    secrets.add("whep session id", viewer.location.rsplit("/", 1)[1])
+    offer = viewer.pc.localDescription.sdp
+    for side, sdp in (("offer", offer), ("answer", viewer.answer)):
+        [pwd, *_] = re.findall(r"^a=ice-pwd:(\S+)", sdp, flags=re.MULTILINE)
+        secrets.add(f"ice-pwd of the {side}", pwd)
+    assert await front.post(requested("W-1", accept_streams=["webrtc"])) == (
+        200,
+        grant,
+    )
+    assert (await front.post(ended("W-1")))[0] == 200
+    await viewer.close(delete=False)
+    await provider.peers.async_close_all()
+    await async_settle_peers()
+    unregister()
+    await _collect(
+        hass, hass_client, hass_storage, caplog, observed, events, notify_calls
+    )
+    assert len(secrets.values) == 7
+    _assert_no_leak(observed, secrets)
+    # The audit log does hold the viewer session: the search was not vacuous.
+    assert any("webrtc_sessions" in text for where, text in observed.texts)
 
 
 def test_leak_search_finds_planted_secrets() -> None:

@@ -9,8 +9,7 @@ Never part of the integration or the HACS package. It adds:
   empties the entry's share history. That resets the resident's rolling
   daily budget (activations and minutes), for measurement only, so one run
   can take hundreds of samples. Nothing else of the session is touched;
-- a WebRTC provider relaying the demo doorbell's feed, and a view opening
-  and revoking WHEP shares (webrtc.py).
+- a WebRTC provider relaying the demo doorbell's feed (webrtc.py).
 """
 
 from http import HTTPStatus
@@ -56,8 +55,8 @@ class ResetHistoryView(HomeAssistantView):
         if runtime is None:
             return web.Response(status=HTTPStatus.NOT_FOUND)
         history = runtime.session.history
-        cleared = len(history)
-        history.clear()
+        cleared = len(list(history))
+        history._items.clear()  # noqa: SLF001 - measurement only, never in the product
         return self.json({"cleared": cleared})
 
 

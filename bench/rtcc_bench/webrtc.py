@@ -4,17 +4,12 @@ It relays the demo clip's H.264 feed (MPEG-TS on loopback, served by the
 harness's feed process) over WebRTC
 with aiortc, without transcoding, the way go2rtc relays a camera's RTSP: the
 first frame waits for the feed's next keyframe. ICE uses loopback only.
-Also `POST /api/rtcc_bench/whep/{entity_id}` (owner token) opens a WHEP
-share of a camera and `DELETE /api/rtcc_bench/whep/{token}` revokes it, so
-the WebRTC figures can be measured before the grant hands out `webrtc_url`.
 """
 
-from http import HTTPStatus
 from typing import Any
 from unittest.mock import patch
 from urllib.parse import urlsplit
 
-from aiohttp import web
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
@@ -27,7 +22,6 @@ from homeassistant.components.camera import (
     async_register_webrtc_provider,
 )
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 # The benchmarks' feed process (harness.feed_url), never the demo doorbell's
 # own live view: that one is served by this loop, which the player's
@@ -95,34 +89,6 @@ class RelayProvider(CameraWebRTCProvider):
             self.hass.async_create_background_task(pc.close(), "rtcc_bench close")
 
 
-class WhepShareView(HomeAssistantView):
-    """Open (POST) or revoke (DELETE) a WHEP share, as the grant will."""
-
-    url = "/api/rtcc_bench/whep/{key}"
-    name = "api:rtcc_bench:whep"
-    requires_auth = True
-
-    async def post(self, request: web.Request, key: str) -> web.Response:
-        """Open a share of camera `key`; return its path."""
-        from custom_components.rtcc_share import whep  # noqa: PLC0415
-
-        hass = request.app[KEY_HASS]
-        share = await whep.async_start(hass, key, share_audio=False)
-        hass.data.setdefault("rtcc_bench_whep", {})[share.token] = share
-        return self.json({"path": share.path})
-
-    async def delete(self, request: web.Request, key: str) -> web.Response:
-        """Revoke the share whose token is `key`."""
-        from custom_components.rtcc_share import whep  # noqa: PLC0415
-
-        hass = request.app[KEY_HASS]
-        if (share := hass.data.get("rtcc_bench_whep", {}).pop(key, None)) is None:
-            return web.Response(status=HTTPStatus.NOT_FOUND)
-        await whep.async_revoke(hass, share)
-        return self.json({})
-
-
 async def async_setup_webrtc(hass: HomeAssistant) -> None:
-    """Register the provider and the share view."""
+    """Register the provider."""
     async_register_webrtc_provider(hass, RelayProvider())
-    hass.http.register_view(WhepShareView())

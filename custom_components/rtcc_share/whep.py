@@ -6,11 +6,7 @@ Nest's, or a registered WebRTC provider such as go2rtc); the media flows from
 wherever the camera's answer points, straight to the city. Each share has its
 own unguessable token; every URL under it answers 404 once it is revoked.
 
-The SDP is rewritten only where the contract requires it: audio m-lines are
-cut out of what the camera sees unless the resident shares audio (and come
-back rejected, port 0, in the answer), `sendrecv` answers become `sendonly`,
-and candidates the camera trickles after its answer are gathered into it, so
-that a client which does not trickle (ffmpeg, OBS) can connect.
+The SDP checks and rewrites the contract requires are in `whep_sdp`.
 """
 
 import asyncio
@@ -41,6 +37,14 @@ from homeassistant.util.ulid import ulid
 from webrtc_models import RTCIceCandidateInit
 
 from .const import DOMAIN
+from .whep_sdp import (
+    END_OF_CANDIDATES,
+    Plan,
+    SdpError,
+    build_answer,
+    parse_sdpfrag,
+    plan_offer,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,9 +59,6 @@ CANDIDATE_WAIT_S: Final = 2.0
 
 _TOKEN: Final = r"{token:[A-Za-z0-9_-]{43}}"
 _SESSION: Final = r"{session:[A-Za-z0-9_-]{22}}"
-_RECEIVE_ONLY: Final = frozenset({"recvonly", "inactive"})
-_DIRECTIONS: Final = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
-_END_OF_CANDIDATES: Final = "a=end-of-candidates"
 _CORS: Final = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Location, Link",
@@ -96,235 +97,13 @@ def _not_found() -> WhepError:
 
 
 @dataclass(slots=True)
-class _Media:
-    """One m-section: its `m=` line first."""
-
-    lines: list[str]
-
-    @property
-    def kind(self) -> str:
-        return self.lines[0][2:].split(" ", 1)[0]
-
-    @property
-    def mid(self) -> str | None:
-        return next(
-            (line[6:] for line in self.lines if line.startswith("a=mid:")), None
-        )
-
-    def direction(self, default: str) -> str:
-        return next(
-            (line[2:] for line in self.lines if line[2:] in _DIRECTIONS), default
-        )
-
-    def rejected(self) -> list[str]:
-        """Return this section refused: port 0, same formats, no transport."""
-        kind, _port, rest = self.lines[0][2:].split(" ", 2)
-        mid = self.mid
-        return [
-            f"m={kind} 0 {rest}",
-            "c=IN IP4 0.0.0.0",
-            *([f"a=mid:{mid}"] if mid is not None else []),
-            "a=inactive",
-        ]
-
-
-@dataclass(slots=True)
-class _Sdp:
-    """A session description split into its session part and m-sections."""
-
-    session: list[str]
-    media: list[_Media]
-
-    @classmethod
-    def parse(cls, text: str) -> _Sdp:
-        lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
-        if not lines or lines[0] != "v=0":
-            raise _bad("not an SDP session description")
-        if any(len(line) < 2 or line[1] != "=" for line in lines):
-            raise _bad("malformed SDP line")
-        sdp = cls(session=[], media=[])
-        for line in lines:
-            if line.startswith("m="):
-                if len(line[2:].split(" ", 3)) < 4:
-                    raise _bad("malformed m-line")
-                sdp.media.append(_Media([line]))
-            elif sdp.media:
-                sdp.media[-1].lines.append(line)
-            else:
-                sdp.session.append(line)
-        if not sdp.media:
-            raise _bad("no m-line")
-        return sdp
-
-    @property
-    def direction(self) -> str:
-        return next((line[2:] for line in self.session if line[2:] in _DIRECTIONS), "")
-
-    @property
-    def bundle(self) -> list[str]:
-        for line in self.session:
-            if line.startswith("a=group:BUNDLE"):
-                return line.split()[1:]
-        return []
-
-    def render(self, media: Sequence[list[str]] | None = None) -> str:
-        sections = [m.lines for m in self.media] if media is None else media
-        return "\r\n".join([*self.session, *(x for s in sections for x in s)]) + "\r\n"
-
-
-def _is_candidate(line: str) -> bool:
-    return line.startswith("a=candidate:") or line == _END_OF_CANDIDATES
-
-
-@dataclass(slots=True)
-class _Plan:
-    """The city's offer, and which of its m-sections the camera sees."""
-
-    offer: _Sdp
-    kept: list[int]
-    camera_offer: str
-    camera_mids: list[str | None]
-
-    def camera_index(self, mid: str | None) -> int | None:
-        """Map a city mid to the camera's m-line index (None: nowhere)."""
-        for city_index, media in enumerate(self.offer.media):
-            if media.mid == mid:
-                if city_index in self.kept:
-                    return self.kept.index(city_index)
-                # A bundled, removed m-section shares the bundle's transport.
-                return 0 if mid in self.offer.bundle else None
-        return 0 if mid is None else None
-
-
-def plan_offer(text: str, *, share_audio: bool) -> _Plan:
-    """Validate a city's offer and derive what the camera is asked for."""
-    offer = _Sdp.parse(text)
-    default = offer.direction or "sendrecv"
-    if any(m.direction(default) not in _RECEIVE_ONLY for m in offer.media):
-        raise _bad("the offer must be receive-only (recvonly or inactive)")
-    kept = [
-        index
-        for index, media in enumerate(offer.media)
-        if share_audio or media.kind != "audio"
-    ]
-    if not kept:
-        raise _bad("the offer asks for no video")
-    removed = {offer.media[i].mid for i in range(len(offer.media)) if i not in kept}
-    sections = [list(offer.media[i].lines) for i in kept]
-    bundle = offer.bundle
-    session = list(offer.session)
-    if removed and bundle:
-        kept_bundle = [mid for mid in bundle if mid not in removed]
-        session = [
-            " ".join(["a=group:BUNDLE", *kept_bundle])
-            if line.startswith("a=group:BUNDLE")
-            else line
-            for line in session
-        ]
-        # A non-trickling client may have put the bundle's candidates only in
-        # a removed m-section: move them to the first section the camera sees.
-        first = sections[0]
-        if not any(_is_candidate(line) for line in first):
-            for index, media in enumerate(offer.media):
-                if index not in kept and media.mid in bundle:
-                    first.extend(line for line in media.lines if _is_candidate(line))
-                    break
-    camera_offer = _Sdp(session=session, media=[_Media(s) for s in sections])
-    return _Plan(
-        offer=offer,
-        kept=kept,
-        camera_offer=camera_offer.render(),
-        camera_mids=[media.mid for media in camera_offer.media],
-    )
-
-
-def _candidate_line(candidate: str) -> str:
-    return "a=" + (
-        candidate if candidate.startswith("candidate:") else f"candidate:{candidate}"
-    )
-
-
-def build_answer(
-    plan: _Plan, answer_text: str, candidates: Sequence[RTCIceCandidateInit]
-) -> str:
-    """Return the city's answer from the camera's, as the contract shapes it."""
-    try:
-        answer = _Sdp.parse(answer_text)
-    except WhepError:
-        raise _camera_failed("the camera's answer is not SDP") from None
-    if len(answer.media) != len(plan.kept):
-        raise _camera_failed("the camera's answer does not match the offer")
-    # The offer is receive-only, so the home only ever sends.
-    answer.session = [
-        "a=sendonly" if line == "a=sendrecv" else line for line in answer.session
-    ]
-    sections = [
-        ["a=sendonly" if line == "a=sendrecv" else line for line in media.lines]
-        for media in answer.media
-    ]
-    mids = [media.mid for media in answer.media]
-    for candidate in candidates:
-        if candidate.sdp_mid in mids:
-            index = mids.index(candidate.sdp_mid)
-        else:
-            index = candidate.sdp_m_line_index or 0
-        if index < len(sections) and candidate.candidate:
-            line = _candidate_line(candidate.candidate)
-            if line not in sections[index]:
-                sections[index].append(line)
-    city: list[list[str]] = []
-    for city_index, media in enumerate(plan.offer.media):
-        if city_index in plan.kept:
-            city.append(sections[plan.kept.index(city_index)])
-        else:
-            city.append(media.rejected())
-    return answer.render(city)
-
-
-@dataclass(slots=True)
-class _Trickle:
-    """Candidates of a trickle-ice-sdpfrag body, per mid."""
-
-    ufrag: str | None
-    candidates: list[tuple[str | None, str]]
-
-
-def parse_sdpfrag(text: str) -> _Trickle:
-    """Parse a PATCH body (RFC 8840)."""
-    ufrag: str | None = None
-    mid: str | None = None
-    candidates: list[tuple[str | None, str]] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if not line:
-            continue
-        if len(line) < 2 or line[1] != "=":
-            raise _bad("malformed SDP fragment line")
-        if line.startswith("a=ice-ufrag:"):
-            ufrag = line[12:]
-        elif line.startswith("m="):
-            mid = None
-        elif line.startswith("a=mid:"):
-            mid = line[6:]
-        elif line.startswith("a=candidate:"):
-            candidates.append((mid, line[2:]))
-    return _Trickle(ufrag=ufrag, candidates=candidates)
-
-
-def _ufrag(sdp: _Sdp) -> str | None:
-    for line in [*sdp.session, *(x for m in sdp.media for x in m.lines)]:
-        if line.startswith("a=ice-ufrag:"):
-            return line[12:]
-    return None
-
-
-@dataclass(slots=True)
 class ViewerSession:
     """One city viewer's WebRTC session."""
 
     id: str
     camera_session_id: str
     address: str
-    plan: _Plan
+    plan: Plan
     start: datetime
     end: datetime | None = None
     ended: str | None = None
@@ -577,6 +356,8 @@ class WhepEndpointView(_WhepView):
             )
             session = _open(share, plan, request.remote or "unknown")
             answer = await _negotiate(share, session)
+        except SdpError as err:
+            return _json_error(_bad(str(err)))
         except WhepError as err:
             return _json_error(err)
         headers = {
@@ -605,7 +386,7 @@ class WhepSessionView(_WhepView):
         try:
             share, viewer = _session(request, token, session)
             trickle = parse_sdpfrag(await _read_body(request, SDPFRAG_TYPE))
-            if trickle.ufrag not in (None, _ufrag(viewer.plan.offer)):
+            if trickle.ufrag not in (None, viewer.plan.ufrag):
                 raise _bad("ICE restarts are not supported: POST a new offer")
             camera = _camera(share)
             for mid, candidate in trickle.candidates:
@@ -619,6 +400,8 @@ class WhepSessionView(_WhepView):
                         sdp_m_line_index=index,
                     ),
                 )
+        except SdpError as err:
+            return _json_error(_bad(str(err)))
         except WhepError as err:
             return _json_error(err)
         except HomeAssistantError:
@@ -654,7 +437,7 @@ def _camera(share: WhepShare) -> Camera:
         raise _camera_failed("the camera is unavailable") from None
 
 
-def _open(share: WhepShare, plan: _Plan, address: str) -> ViewerSession:
+def _open(share: WhepShare, plan: Plan, address: str) -> ViewerSession:
     """Reserve a slot, counting sessions still being negotiated."""
     if share.revoked:
         # Revoked while the offer was being read.
@@ -710,7 +493,7 @@ async def _negotiate(share: WhepShare, session: ViewerSession) -> str:
                 session.plan.camera_offer, session.camera_session_id, on_message
             )
             answer = await asyncio.shield(session.answer)
-        if answer is not None and _END_OF_CANDIDATES not in answer:
+        if answer is not None and END_OF_CANDIDATES not in answer:
             async with asyncio.timeout(CANDIDATE_WAIT_S):
                 await session.end_of_candidates.wait()
     except TimeoutError:
@@ -735,6 +518,9 @@ async def _negotiate(share: WhepShare, session: ViewerSession) -> str:
         if session.failed or answer is None:
             raise _camera_failed("the camera refused the offer")
         city_answer = build_answer(session.plan, answer, session.candidates)
+    except SdpError as err:
+        share.async_end_session(session, "refused")
+        raise _camera_failed(str(err)) from None
     except WhepError:
         share.async_end_session(session, "refused")
         raise
