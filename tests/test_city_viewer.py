@@ -88,9 +88,10 @@ async def test_browser_plays_a_video_only_share_smoothly(
     assert playing_s >= 20, stats
     assert stats["frames"] >= 0.8 * FPS * playing_s, stats
     assert (stats["stalls"], stats["freezes"]) == (0, 0), stats
-    # LL-HLS: a blocking playlist request and a part per 0.55 s part, about
-    # 4 a second (hls.js on Home Assistant's own video-only stream: about 20).
-    assert stats["requests"] <= 6 * played, stats
+    # LL-HLS: a blocking playlist request and a part per 0.55 s part, 4-6 a
+    # second (hls.js on Home Assistant's own video-only stream: 13-20, with
+    # bursts of about 190 while frozen).
+    assert stats["requests"] <= 8 * played, stats
 
 
 @pytest.mark.usefixtures("socket_enabled")
