@@ -40,6 +40,8 @@ VOLATILE = props(
     "hash",
     "prev",
     "receipt",
+    # The master playlist's size carries the measured bandwidth.
+    "bytes",
 )
 STOP = "button.front_door_stop_sharing_now"
 
