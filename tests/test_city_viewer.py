@@ -1,8 +1,10 @@
 """The city viewer page in a real browser (headless Chromium) on a live share."""
 
 import asyncio
+import importlib
 import importlib.util
 from pathlib import Path
+import sys
 import threading
 import time
 from types import ModuleType
@@ -34,13 +36,17 @@ DOORBELL = (
 
 
 def _demo_doorbell() -> ModuleType:
-    """The development doorbell's module: its live view plays a clip in real time."""
-    spec = importlib.util.spec_from_file_location("demo_doorbell_camera", DOORBELL)
+    """The development doorbell's camera module: its live view plays a clip live."""
+    folder = DOORBELL.parent
+    spec = importlib.util.spec_from_file_location(
+        folder.name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
     assert spec is not None
     assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[folder.name] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(f"{folder.name}.camera")
 
 
 async def test_browser_plays_a_video_only_share_smoothly(
