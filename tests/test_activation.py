@@ -13,7 +13,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.rtcc_share import whep
+from custom_components.rtcc_share import whep_views
 from custom_components.rtcc_share.const import (
     CONF_STREAM_KINDS,
     DEFAULT_OPTIONS,
@@ -38,7 +38,7 @@ def loopback(socket_enabled: None) -> None:
     """Let ICE use loopback only (aioice skips 127.0.0.1 by default)."""
     with (
         patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]),
-        patch.object(whep, "CANDIDATE_WAIT_S", 0.5),
+        patch.object(whep_views, "CANDIDATE_WAIT_S", 0.5),
     ):
         yield
 

@@ -28,7 +28,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from webrtc_models import RTCIceCandidate, RTCIceCandidateInit
 import yaml
 
-from custom_components.rtcc_share import whep
+from custom_components.rtcc_share import whep, whep_views
 from tools.city import cli
 from tools.city.chromium import chromium, viewer_page
 from tools.city.webrtc import SDP_TYPE, SDPFRAG_TYPE, Viewer, WhepRefusedError
@@ -69,7 +69,7 @@ def loopback(socket_enabled: None) -> None:
 @pytest.fixture(autouse=True)
 def short_gathering() -> None:
     """Keep POSTs to a Ring-like camera short; its candidates come in 0.1 s."""
-    with patch.object(whep, "CANDIDATE_WAIT_S", 0.5):
+    with patch.object(whep_views, "CANDIDATE_WAIT_S", 0.5):
         yield
 
 
@@ -370,7 +370,7 @@ async def test_camera_that_never_answers_is_503(
 ) -> None:
     """No answer within the bound: 503."""
     camera.silent = True
-    with patch.object(whep, "ANSWER_TIMEOUT_S", 0.2):
+    with patch.object(whep_views, "ANSWER_TIMEOUT_S", 0.2):
         response = await _post(http, share.path, OFFER.encode(), SDP_TYPE)
     assert response.status == 503
     assert not share.sessions
@@ -737,7 +737,7 @@ async def test_camera_candidates_by_mid_and_end_of_candidates(
         send(WebRTCCandidate(RTCIceCandidateInit("")))
 
     with (
-        patch.object(whep, "CANDIDATE_WAIT_S", 30),
+        patch.object(whep_views, "CANDIDATE_WAIT_S", 30),
         patch.object(camera, "async_handle_async_webrtc_offer", handle),
     ):
         response = await _post(http, share.path, OFFER.encode(), SDP_TYPE)
@@ -792,10 +792,12 @@ async def test_probe_webrtc_refused(
 
 
 def test_every_whep_error_documented() -> None:
-    """Each WhepError status and code of whep.py is in docs/openapi.yaml."""
+    """Each WhepError status and code of whep_views.py is in docs/openapi.yaml."""
     root = Path(__file__).parent.parent
     spec = yaml.safe_load((root / "docs" / "openapi.yaml").read_text("utf-8"))
-    source = (root / "custom_components" / "rtcc_share" / "whep.py").read_text("utf-8")
+    source = (root / "custom_components" / "rtcc_share" / "whep_views.py").read_text(
+        "utf-8"
+    )
     emitted = {
         (HTTPStatus[call.args[0].attr].value, call.args[1].value)
         for call in ast.walk(ast.parse(source))

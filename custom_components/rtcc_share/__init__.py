@@ -6,7 +6,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from . import stream_share, webhook, whep
+from . import stream_share, webhook, whep_views
 from .activation import Activations
 from .audit import AuditLog, AuditUnavailableError
 from .const import (
@@ -43,7 +43,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions and the share views once."""
     async_setup_services(hass)
     stream_share.async_setup_view(hass)
-    whep.async_setup_view(hass)
+    whep_views.async_setup_view(hass)
     return True
 
 
