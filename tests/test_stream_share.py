@@ -26,12 +26,11 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
-from custom_components.rtcc_share.stream_share import (
-    RTSP_VIDEO_ONLY,
-    ShareStream,
+from custom_components.rtcc_share.live_hls import (
     has_non_video_track,
     share_stream_settings,
 )
+from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY, ShareStream
 
 from .common import (
     CAMERA,
