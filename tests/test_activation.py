@@ -13,8 +13,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.rtcc_share import whep_views
+from custom_components.rtcc_share import whep, whep_views
 from custom_components.rtcc_share.const import (
+    CONF_ICE_SERVERS,
     CONF_STREAM_KINDS,
     DEFAULT_OPTIONS,
     STREAM_HLS,
@@ -202,3 +203,57 @@ async def test_accept_streams_must_be_a_list_of_strings(
     status, body = await _activate(client, city, accept_streams=accept)
     assert (status, body["error"]) == (400, "invalid_payload")
     assert body["detail"].startswith("accept_streams")
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [
+        {
+            **DEFAULT_OPTIONS,
+            CONF_STREAM_KINDS: [STREAM_WEBRTC],
+            CONF_ICE_SERVERS: [
+                "stun:stun.example.org:3478",
+                "turn:turn.example.org:3478 city s3cret",
+            ],
+        }
+    ],
+)
+async def test_resident_ice_servers_reach_the_city_and_nothing_else(
+    client: Any, city: City
+) -> None:
+    """The WHEP answer lists exactly the ICE servers the resident configured."""
+    status, body = await _activate(client, city, accept_streams=["webrtc"])
+    assert status == 201
+    links: list[str] = []
+
+    class Recording:
+        """The city's client, keeping the Link headers of the answers."""
+
+        async def post(self, *args: Any, **kwargs: Any) -> Any:
+            response = await client.post(*args, **kwargs)
+            links.extend(response.headers.getall("Link", []))
+            return response
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+    viewer = Viewer(Recording(), body["webrtc_url"].removeprefix(EXTERNAL_URL))
+    await viewer.start()
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        await viewer.first_frame.wait()
+    assert links == [
+        '<stun:stun.example.org:3478>; rel="ice-server"',
+        '<turn:turn.example.org:3478>; rel="ice-server"; username="city";'
+        ' credential="s3cret"; credential-type="password"',
+    ]
+    await viewer.close(delete=False)
+
+
+def test_ice_server_entries_are_read_or_refused() -> None:
+    """A URL alone, or with a user and password; anything else is refused."""
+    assert whep.parse_ice_server(" stun:s.example.org:3478 ").url == (
+        "stun:s.example.org:3478"
+    )
+    for text in ("https://x.example.org", "turn:t.example.org user", ""):
+        with pytest.raises(ValueError):
+            whep.parse_ice_server(text)

@@ -14,6 +14,7 @@ from custom_components.rtcc_share.const import (
     CONF_AGENCY_NAME,
     CONF_ALLOWED_INCIDENT_TYPES,
     CONF_CAMERA_ENTITY_ID,
+    CONF_ICE_SERVERS,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
     CONF_REQUIRE_RECIPIENT,
@@ -418,3 +419,15 @@ async def test_options_need_a_kind_of_live_view(
         result["flow_id"], user_input
     )
     assert result["errors"] == {CONF_STREAM_KINDS: "no_stream_kind"}
+
+
+async def test_options_refuse_an_ice_server_that_is_not_stun_or_turn(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """ICE servers are stun:/turn: URLs, optionally with a user and password."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    user_input = {**DEFAULT_OPTIONS, CONF_ICE_SERVERS: ["https://cloud.example.org"]}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], user_input
+    )
+    assert result["errors"] == {CONF_ICE_SERVERS: "invalid_ice_server"}

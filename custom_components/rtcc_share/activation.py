@@ -21,6 +21,7 @@ from . import stream_share, whep
 from .audit import AuditUnavailableError
 from .const import (
     CONF_ALLOW_HTTP_STREAM_URL,
+    CONF_ICE_SERVERS,
     CONF_SHARE_AUDIO,
     CONF_STREAM_KINDS,
     EVENT_GRANTED,
@@ -259,6 +260,11 @@ class Activations:
                 self._hass,
                 self._session.camera_entity_id,
                 share_audio=bool(self._session.options[CONF_SHARE_AUDIO]),
+                # Validated by the options flow; only what the resident listed.
+                ice_servers=[
+                    whep.parse_ice_server(text)
+                    for text in self._session.options[CONF_ICE_SERVERS]
+                ],
             )
         except Exception:
             if stream is not None:

@@ -36,6 +36,7 @@ from .const import (
     CONF_ALLOW_HTTP_STREAM_URL,
     CONF_ALLOWED_INCIDENT_TYPES,
     CONF_CAMERA_ENTITY_ID,
+    CONF_ICE_SERVERS,
     CONF_NOTIFY_TARGETS,
     CONF_REQUIRE_RECIPIENT,
     CONF_SHARE_AUDIO,
@@ -313,6 +314,9 @@ def _options_schema() -> probatio.Schema:
     )
     fields[probatio.Required(CONF_ALLOW_HTTP_STREAM_URL)] = BooleanSelector()
     fields[probatio.Required(CONF_REQUIRE_RECIPIENT)] = BooleanSelector()
+    fields[probatio.Optional(CONF_ICE_SERVERS)] = SelectSelector(
+        SelectSelectorConfig(options=[], multiple=True, custom_value=True)
+    )
     fields[probatio.Required(CONF_STREAM_KINDS)] = SelectSelector(
         SelectSelectorConfig(
             options=list(STREAM_KINDS),
@@ -339,6 +343,11 @@ def _validate_options(user_input: Mapping[str, Any], errors: dict[str, str]) -> 
         errors[CONF_NOTIFY_TARGETS] = "invalid_notify_target"
     if not user_input.get(CONF_STREAM_KINDS):
         errors[CONF_STREAM_KINDS] = "no_stream_kind"
+    try:
+        for text in user_input.get(CONF_ICE_SERVERS, []):
+            whep.parse_ice_server(text)
+    except ValueError:
+        errors[CONF_ICE_SERVERS] = "invalid_ice_server"
 
 
 class RtccShareOptionsFlow(OptionsFlow):

@@ -27,6 +27,8 @@ CONF_AUDIT_RETENTION_DAYS: Final = "audit_retention_days"
 CONF_REQUIRE_RECIPIENT: Final = "require_recipient"
 # The kinds of live view the city may get (contract 1.1's `accept_streams`).
 CONF_STREAM_KINDS: Final = "stream_kinds"
+# ICE servers the resident lists for the city's WebRTC clients (WHEP `Link`).
+CONF_ICE_SERVERS: Final = "ice_servers"
 STREAM_HLS: Final = "hls"
 STREAM_WEBRTC: Final = "webrtc"
 STREAM_KINDS: Final = (STREAM_HLS, STREAM_WEBRTC)
@@ -60,6 +62,7 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     # WebRTC from a camera served by the home shows the home's address to the
     # city: the resident opts in (the flow does for WebRTC-only cameras).
     CONF_STREAM_KINDS: [STREAM_HLS],
+    CONF_ICE_SERVERS: [],
 }
 
 # Inclusive option ranges.

@@ -6,7 +6,12 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_NOTIFY_TARGETS, CONF_VERIFICATION_KEY, CONF_WEBHOOK_ID
+from .const import (
+    CONF_ICE_SERVERS,
+    CONF_NOTIFY_TARGETS,
+    CONF_VERIFICATION_KEY,
+    CONF_WEBHOOK_ID,
+)
 from .data import RtccShareConfigEntry
 from .models import contract_time
 
@@ -15,6 +20,7 @@ TO_REDACT = {
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     CONF_NOTIFY_TARGETS,
+    CONF_ICE_SERVERS,
     "stream_url",
     "webrtc_url",
     "token",

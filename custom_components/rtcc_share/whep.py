@@ -89,6 +89,24 @@ class IceServer:
         return value
 
 
+ICE_SCHEMES: Final = ("stun:", "stuns:", "turn:", "turns:")
+
+
+def parse_ice_server(text: str) -> IceServer:
+    """Read `URL` or `URL USERNAME CREDENTIAL`, as the resident writes it.
+
+    Raise ValueError when it is neither, or the URL is not a STUN/TURN URL.
+    """
+    match text.split():
+        case [url] if url.startswith(ICE_SCHEMES):
+            return IceServer(url)
+        case [url, username, credential] if url.startswith(ICE_SCHEMES):
+            return IceServer(url, username, credential)
+    raise ValueError(
+        "expected a stun: or turn: URL, optionally with a user and password"
+    )
+
+
 @dataclass(slots=True)
 class WhepShare:
     """One activation's WHEP endpoint and the log of its viewer sessions."""
