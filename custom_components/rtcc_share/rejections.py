@@ -6,7 +6,8 @@ audit log gets one record per minute. Authenticated refusals are written in
 full for the first few of each reason a minute; the rest of that minute is
 one record per reason with its `count`, so a leaked key or a replayed message
 with fresh ids cannot grow the log without bound, and the transparency
-report still counts every refusal.
+report still counts every refusal. Only the refusals written in full fire an
+event (entity, logbook, automations): a flood must not flood those either.
 """
 
 from collections import Counter
