@@ -32,7 +32,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 import ctypes
 from dataclasses import dataclass, field
-from fractions import Fraction
 import io
 import itertools
 import json
@@ -964,6 +963,8 @@ def _feed(
     """Remux the clip, looped, into MPEG-TS at real-time pace until stop."""
     import av  # noqa: PLC0415
 
+    from config.custom_components.demo_doorbell.clip import packets  # noqa: PLC0415
+
     class Sink(io.RawIOBase):
         def writable(self) -> bool:
             return True
@@ -984,27 +985,11 @@ def _feed(
     with av.open(str(clip)) as template, av.open(Sink(), "w", format="mpegts") as out:
         stream = out.add_stream_from_template(template.streams.video[0])
         started = time.monotonic()
-        offset = 0
-        while not stop.is_set():
-            with av.open(str(clip)) as source:
-                video = source.streams.video[0]
-                base = video.time_base or Fraction(1, 90000)
-                end = offset
-                for packet in source.demux(video):
-                    if stop.is_set():
-                        return
-                    if packet.pts is None:
-                        continue
-                    packet.pts += offset
-                    packet.dts = (packet.dts or 0) + offset
-                    end = max(end, packet.pts + (packet.duration or 0))
-                    if (
-                        ahead := float(packet.pts * base) - (time.monotonic() - started)
-                    ) > 0:
-                        time.sleep(ahead)
-                    packet.stream = stream
-                    out.mux(packet)
-                offset = end
+        for packet, at in packets(clip, stop):
+            if (ahead := at - (time.monotonic() - started)) > 0:
+                time.sleep(ahead)
+            packet.stream = stream
+            out.mux(packet)
 
 
 def feed_url(port: int) -> str:

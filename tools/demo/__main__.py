@@ -153,6 +153,8 @@ class Instance:
             json={
                 **{k: v for k, v in defaults.items() if v is not None},
                 "allow_http_stream_url": True,
+                # The demo doorbell offers both: HLS, and WebRTC by its relay.
+                "stream_kinds": ["hls", "webrtc"],
                 # A lab gets the highest daily limits, so the loop can be rerun.
                 "max_activations_per_day": 24,
                 "max_share_minutes_per_day": 1440,

@@ -1,8 +1,6 @@
 """The demo doorbell camera and the live MPEG-TS view that feeds it."""
 
 import asyncio
-from collections.abc import Iterator
-from fractions import Fraction
 import io
 from pathlib import Path
 import threading
@@ -20,7 +18,8 @@ from homeassistant.helpers.http import HomeAssistantView
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 from homeassistant.util import dt as dt_util
 
-from .clip import FPS, SECONDS, Stopped, draw, generate_clip
+from .clip import FPS, SECONDS, Stopped, draw, generate_clip, packets
+from .webrtc import async_setup_webrtc
 
 LIVE_PATH = "/api/demo_doorbell/live.ts"
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -47,32 +46,12 @@ class _QueueWriter(io.RawIOBase):
         return len(chunk)
 
 
-def _packets(clip: Path, stop: threading.Event) -> Iterator[tuple[av.Packet, float]]:
-    """The clip's packets forever, timestamps continued across loops."""
-    offset = 0
-    while not stop.is_set():
-        with av.open(str(clip)) as source:
-            video = source.streams.video[0]
-            base = video.time_base or Fraction(1, 90000)
-            end = offset
-            for packet in source.demux(video):
-                if stop.is_set():  # the viewer left: stop now, not after the pass
-                    return
-                if packet.pts is None:
-                    continue
-                packet.pts += offset
-                packet.dts = (packet.dts or 0) + offset
-                end = max(end, packet.pts + (packet.duration or 0))
-                yield packet, float(packet.pts * base)
-            offset = end
-
-
 def _serve(clip: Path, writer: _QueueWriter, stop: threading.Event) -> None:
     """Remux the clip into MPEG-TS at real-time pace until the viewer leaves."""
     with av.open(str(clip)) as template, av.open(writer, "w", format="mpegts") as out:
         stream = out.add_stream_from_template(template.streams.video[0])
         start = time.monotonic()
-        for packet, at in _packets(clip, stop):
+        for packet, at in packets(clip, stop):
             if (ahead := at - (time.monotonic() - start)) > 0:
                 time.sleep(ahead)
             packet.stream = stream
@@ -146,6 +125,7 @@ async def async_setup_platform(
         except Stopped:
             return
         hass.http.register_view(LiveView(clip))
+        async_setup_webrtc(hass, clip, LIVE_PATH)
         async_add_entities([DemoDoorbell(hass)])
 
     hass.async_create_background_task(_offer(), "demo_doorbell clip")

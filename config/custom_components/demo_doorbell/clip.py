@@ -5,6 +5,8 @@ to encode the clip before the first start:
 `python config/custom_components/demo_doorbell/clip.py config/demo_doorbell.mp4`.
 """
 
+from collections.abc import Iterator
+from fractions import Fraction
 import logging
 from pathlib import Path
 import sys
@@ -74,6 +76,26 @@ def generate_clip(path: Path, stop: threading.Event | None = None) -> Path:
         container.mux(stream.encode())
     partial.replace(path)
     return path
+
+
+def packets(clip: Path, stop: threading.Event) -> Iterator[tuple[av.Packet, float]]:
+    """The clip's packets forever, timestamps continued across loops."""
+    offset = 0
+    while not stop.is_set():
+        with av.open(str(clip)) as source:
+            video = source.streams.video[0]
+            base = video.time_base or Fraction(1, 90000)
+            end = offset
+            for packet in source.demux(video):
+                if stop.is_set():  # the viewer left: stop now, not after the pass
+                    return
+                if packet.pts is None:
+                    continue
+                packet.pts += offset
+                packet.dts = (packet.dts or 0) + offset
+                end = max(end, packet.pts + (packet.duration or 0))
+                yield packet, float(packet.pts * base)
+            offset = end
 
 
 if __name__ == "__main__":
