@@ -76,7 +76,7 @@ PART_INF = re.compile(r"#EXT-X-PART-INF:PART-TARGET=([\d.]+)")
 KEYFRAME_READ_S = 4.5
 
 
-def _keyframe_interval(url: str) -> float:
+def keyframe_interval(url: str) -> float:
     """Read the feed for a few seconds; return the median keyframe spacing."""
     import av  # noqa: PLC0415
 
@@ -155,7 +155,7 @@ class Clients:
     async def direct(self, url: str, t0: float) -> float:
         """A client asking for the first LL-HLS part directly."""
         run: dict[str, float] = {}
-        await _fast(self.session, url, t0, run, self)
+        self.part_s = await first_part(self.session, url, t0, run)
         return run["frame decoded"]
 
 
@@ -170,13 +170,13 @@ async def _first_frame_process(command: list[str], t0: float) -> float:
     return time.monotonic() - t0
 
 
-async def _fast(
-    session: aiohttp.ClientSession,
-    url: str,
-    t0: float,
-    run: dict[str, float],
-    clients: Clients,
-) -> None:
+async def first_part(
+    session: aiohttp.ClientSession, url: str, t0: float, run: dict[str, float]
+) -> float:
+    """Fetch and decode the first LL-HLS part; note each step in run.
+
+    Return the playlist's part target.
+    """
     base = url.rsplit("/", 1)[0]
     loop = asyncio.get_running_loop()
     text = (
@@ -185,7 +185,7 @@ async def _fast(
     run["playlist with part 0"] = time.monotonic() - t0
     if (match := PART_INF.search(text)) is None:
         raise RuntimeError("no EXT-X-PART-INF: LL-HLS is off")
-    clients.part_s = float(match[1])
+    part_s = float(match[1])
     if (0, 0) not in Playlist.parse(text).parts:
         raise RuntimeError("the first part is not segment 0 part 0")
     init = await _get(session, f"{base}/init.mp4")
@@ -194,6 +194,7 @@ async def _fast(
     run["part 0"] = time.monotonic() - t0
     await loop.run_in_executor(None, decode_first_frame, init, part)
     run["frame decoded"] = time.monotonic() - t0
+    return part_s
 
 
 CLIENTS = ("ffprobe", "ffmpeg", "hlsjs", "direct")
@@ -273,7 +274,7 @@ async def _measure_source(
     share = await api.add_share(source.share_camera, max_activations_per_day=24)
     await api.set_consent(share, True)
     loop = asyncio.get_running_loop()
-    interval = await loop.run_in_executor(None, _keyframe_interval, source.feed)
+    interval = await loop.run_in_executor(None, keyframe_interval, source.feed)
     worker_open = await loop.run_in_executor(None, _worker_style_open, source.feed)
     share_s: dict[str, list[float]] = {c: [] for c in CLIENTS}
     ha_s: dict[str, list[float]] = {c: [] for c in CLIENTS}

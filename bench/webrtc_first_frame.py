@@ -71,7 +71,7 @@ from harness import (
     feed_url,
 )
 from report import median, note, out, percentile, verdict
-from time_to_first_frame import Run, _fast, _keyframe_interval
+from time_to_first_frame import first_part, keyframe_interval
 
 from tools.city.chromium import chromium, viewer_page
 from tools.city.webrtc import SDPFRAG_TYPE, Viewer
@@ -163,7 +163,7 @@ async def measure(bench: Bench, runs: int, page: Any) -> None:
     await bench.api.set_consent(share, True)
     loop = asyncio.get_running_loop()
     interval = await loop.run_in_executor(
-        None, _keyframe_interval, feed_url(bench.hass.port)
+        None, keyframe_interval, feed_url(bench.hass.port)
     )
     hls: list[float] = []
     webrtc: list[float] = []
@@ -173,10 +173,10 @@ async def measure(bench: Bench, runs: int, page: Any) -> None:
     for index in range(runs):
         activation = f"WEBRTC-{index:02d}"
         url = await _grant(bench, share, f"{activation}-HLS", "hls")
-        run = Run()
+        run: dict[str, float] = {}
         async with asyncio.timeout(60):
-            await _fast(bench.session, url, time.monotonic(), run)
-        hls.append(run.fast["frame decoded"])
+            await first_part(bench.session, url, time.monotonic(), run)
+        hls.append(run["frame decoded"])
         note(f"run {index + 1}: LL-HLS first frame {hls[-1]:.2f} s")
         await _end(bench, share, f"{activation}-HLS")
 
