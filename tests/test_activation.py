@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncGenerator
 from pathlib import Path
+import shutil
 from typing import Any
 from unittest.mock import patch
 
@@ -21,6 +22,9 @@ from custom_components.rtcc_share.const import (
     STREAM_HLS,
     STREAM_WEBRTC,
 )
+from tools.city.browser import chromium
+from tools.city.chromium import WEBRTC_FLAGS
+from tools.city.watch import ViewerServer
 from tools.city.webrtc import Viewer
 
 from .common import EXTERNAL_URL, WEBHOOK_URL, City, ended, requested, turn_on_consent
@@ -127,6 +131,44 @@ async def test_ring_doorbell_is_shared_over_webrtc(
     [share_ended] = [r for r in records if r["event"] == "share_ended"]
     [session] = share_ended["webrtc_sessions"]
     assert session["address"] == "127.0.0.1"
+
+
+async def test_viewer_page_plays_a_ring_doorbell_over_webrtc(
+    hass: HomeAssistant,
+    client: Any,
+    city: City,
+    camera: RingLikeCamera,
+    integration: MockConfigEntry,
+) -> None:
+    """The city's viewer page in Chromium: WHEP offer, decoded frames, DELETE on leaving."""
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed")
+    status, body = await _activate(client, city, accept_streams=["webrtc"])
+    assert status == 201, body
+    url = str(client.make_url(body["webrtc_url"].removeprefix(EXTERNAL_URL)))
+    sensor = "binary_sensor.front_door_live_share"
+    with ViewerServer(0) as viewer:
+        async with chromium(flags=WEBRTC_FLAGS) as page:
+            await page.goto(viewer.page_url(url, "webrtc"))
+            async with asyncio.timeout(FRAME_TIMEOUT_S):
+                while not await page.js("window.viewerStats?.frames"):
+                    await asyncio.sleep(0.2)
+            stats = await page.js("window.viewerStats")
+            assert stats["errors"] == [], stats
+            assert stats["firstFrameMs"] is not None, stats
+            assert hass.states.get(sensor).attributes["viewers"] == 1
+            await page.goto("about:blank")
+            async with asyncio.timeout(FRAME_TIMEOUT_S):
+                while hass.states.get(sensor).attributes["viewers"]:
+                    await asyncio.sleep(0.1)
+    [offer] = camera.peers.offers
+    assert "m=audio" not in offer
+    assert camera.peers.remote_candidates
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [share_ended] = [r for r in records if r["event"] == "share_ended"]
+    [session] = share_ended["webrtc_sessions"]
+    assert session["ended"] == "deleted", session
 
 
 @pytest.mark.parametrize("camera_kind", ["provider"])

@@ -125,9 +125,20 @@ def test_cli_watch_plays_a_stream_url(capsys: pytest.CaptureFixture[str]) -> Non
     assert "viewer page: http://127.0.0.1:" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("socket_enabled")
+def test_cli_watch_plays_a_webrtc_url(capsys: pytest.CaptureFixture[str]) -> None:
+    """`watch --webrtc-url` serves the page with its WebRTC player."""
+    argv = ["watch", "--webrtc-url", "https://h/w", "--no-browser", "--port", "0"]
+    assert main([*argv, "--serve-for", "0"]) == 0
+    assert "player=webrtc&src=https%3A%2F%2Fh%2Fw" in capsys.readouterr().out
+
+
 def test_cli_watch_needs_a_stream(capsys: pytest.CaptureFixture[str]) -> None:
-    """Without --stream-url, watch needs what an activation needs."""
+    """Without --stream-url or --webrtc-url, watch needs what an activation needs."""
     with pytest.raises(SystemExit) as err:
         main(["watch", "--lat", "1"])
     assert err.value.code == 2
-    assert "watch needs --stream-url" in capsys.readouterr().err
+    assert "watch needs --stream-url or --webrtc-url" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        main(["watch", "--webrtc", "--webrtc-url", "https://h/w"])
+    assert err.value.code == 2

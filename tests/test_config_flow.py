@@ -367,6 +367,8 @@ async def test_reconfigure_generates_secret(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["reason"] == "reconfigure_successful"
     assert integration.data[CONF_VERIFICATION_KEY] == secret
+    # The update listener's reload finishes before the test does.
+    await hass.async_block_till_done()
 
 
 async def test_reconfigure_errors(

@@ -152,6 +152,8 @@ def test_build_requested_and_ended() -> None:
     assert near_home(radius_m=12.5)["incident"]["radius_m"] == 12.5
     assert full["operator"] == {"id": "op-1", "name": "Op Two"}
     assert full["requested_duration_s"] == 600
+    assert "accept_streams" not in full
+    assert near_home(accept_streams=["webrtc"])["accept_streams"] == ["webrtc"]
 
     ended = client.build_ended(activation_id="A-1", operator_id="op-2")
     assert ended == {
@@ -431,6 +433,24 @@ async def test_cli_accepted_where_a_recipient_is_required(
     assert capsys.readouterr().out.startswith("HTTP 201 Created\n")
     assert await hass.async_add_executor_job(main, ["end", *argv]) == 0
     assert capsys.readouterr().out.startswith("HTTP 200 OK\n")
+
+
+@pytest.mark.parametrize("verification_key", [SECRET], ids=["v1"])
+async def test_cli_watch_webrtc_asks_for_webrtc_only(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`watch --webrtc` asks for ["webrtc"]: a home offering HLS only refuses it."""
+    http = await hass_client_no_auth()
+    url = str(http.make_url(WEBHOOK_URL))
+    await turn_on_consent(hass)
+    argv = ["watch", "--webrtc", "--url", url, "--key", SECRET, "--no-browser"]
+    assert await hass.async_add_executor_job(main, [*argv, *home_args()]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("HTTP 503 Service Unavailable\n"), out
+    assert out.endswith("no webrtc_url in the answer: nothing to watch\n")
 
 
 async def test_cli_empty_answer_is_a_failure(

@@ -79,8 +79,10 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def chromium(timeout: float = 30) -> AsyncIterator[Page]:
-    """Start headless Chromium with a fresh profile; yield its first tab."""
+async def chromium(
+    timeout: float = 30, flags: tuple[str, ...] = ()
+) -> AsyncIterator[Page]:
+    """Start headless Chromium with a fresh profile (and flags); yield its first tab."""
     if (binary := shutil.which("chromium")) is None:
         raise BrowserMissingError("chromium is not installed: run scripts/setup")
     port = _free_port()
@@ -89,6 +91,7 @@ async def chromium(timeout: float = 30) -> AsyncIterator[Page]:
             [
                 binary,
                 *FLAGS,
+                *flags,
                 f"--remote-debugging-port={port}",
                 f"--user-data-dir={profile}",
                 "about:blank",

@@ -158,11 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send a signed activation.requested like `activate` and play "
         "the granted stream_url in a local viewer page (hls.js, served from this "
         "machine on 127.0.0.1; nothing loads from the internet), opened in your "
-        "browser. With --stream-url, play an existing grant instead.",
+        "browser. With --webrtc, ask for WebRTC and play the webrtc_url over "
+        "WHEP with the browser's own RTCPeerConnection. With --stream-url or "
+        "--webrtc-url, play an existing grant instead.",
     )
     _add_common(watch, required=False)
     _add_activation(watch, required=False)
-    watch.add_argument("--stream-url", help="play this stream_url; sends no activation")
+    given = watch.add_mutually_exclusive_group()
+    given.add_argument("--stream-url", help="play this stream_url; sends no activation")
+    given.add_argument(
+        "--webrtc-url", help="play this webrtc_url (WHEP); sends no activation"
+    )
+    given.add_argument(
+        "--webrtc",
+        action="store_true",
+        help='ask for accept_streams ["webrtc"] and play the webrtc_url',
+    )
     watch.add_argument(
         "--port",
         type=int,
@@ -309,8 +320,8 @@ def _report(response: client.CityResponse) -> None:
         _write("(empty body: not the integration's answer; is the webhook URL right?)")
 
 
-def _watch(args: argparse.Namespace, stream_url: str) -> int:
-    """Serve the viewer page playing stream_url; open it in the browser."""
+def _watch(args: argparse.Namespace, stream_url: str, player: str = "hls") -> int:
+    """Serve the viewer page playing this URL; open it in the browser."""
     try:
         server = watch_page.ViewerServer(args.port)
     except watch_page.ViewerMissingError as err:
@@ -320,7 +331,7 @@ def _watch(args: argparse.Namespace, stream_url: str) -> int:
         _write(f"cannot serve the viewer page on port {args.port}: {err}", err=True)
         return 1
     with server:
-        page = server.page_url(stream_url)
+        page = server.page_url(stream_url, player)
         _write(f"viewer page: {page}")
         if not args.no_browser:
             webbrowser.open(page)
@@ -345,10 +356,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _probe_webrtc(args)
     if args.command == "watch" and args.stream_url:
         return _watch(args, args.stream_url)
+    if args.command == "watch" and args.webrtc_url:
+        return _watch(args, args.webrtc_url, "webrtc")
     if args.command == "watch" and (
         args.url is None or args.lat is None or args.lon is None
     ):
-        parser.error("watch needs --stream-url, or --url, --lat and --lon")
+        parser.error(
+            "watch needs --stream-url or --webrtc-url, or --url, --lat and --lon"
+        )
 
     if not args.key:
         parser.error(f"--key is required (or set {KEY_ENV})")
@@ -374,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             legal_basis=args.legal_basis,
             duration_s=args.duration,
             recipient=recipient,
+            accept_streams=(
+                ["webrtc"] if args.command == "watch" and args.webrtc else None
+            ),
         )
     else:
         message = client.build_ended(
@@ -388,10 +406,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = response.body if response.ok else None
     stream_url = body.get("stream_url") if isinstance(body, dict) else None
     if args.command == "watch":
-        if not isinstance(stream_url, str):
-            _write("no stream_url in the answer: nothing to watch")
+        field, player = (
+            ("webrtc_url", "webrtc") if args.webrtc else ("stream_url", "hls")
+        )
+        url = body.get(field) if isinstance(body, dict) else None
+        if not isinstance(url, str):
+            _write(f"no {field} in the answer: nothing to watch")
             return 1
-        return _watch(args, stream_url)
+        return _watch(args, url, player)
     if args.command == "activate" and args.play:
         if isinstance(stream_url, str):
             _play(stream_url, args.insecure)

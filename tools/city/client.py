@@ -180,10 +180,12 @@ def build_requested(
     operator_name: str | None = None,
     duration_s: int | None = None,
     recipient: str | None = None,
+    accept_streams: list[str] | None = None,
 ) -> dict[str, Any]:
     """Return an `activation.requested` message; optional fields only when given.
 
-    `recipient` (API 1.1) is the webhook id the message is meant for.
+    `recipient` (API 1.1) is the webhook id the message is meant for;
+    `accept_streams` (API 1.1) the kinds of live view the city can play.
     """
     incident: dict[str, Any] = {
         "id": incident_id,
@@ -206,6 +208,8 @@ def build_requested(
     }
     if duration_s is not None:
         message["requested_duration_s"] = duration_s
+    if accept_streams is not None:
+        message["accept_streams"] = accept_streams
     return _addressed(message, recipient)
 
 

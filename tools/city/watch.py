@@ -1,9 +1,11 @@
 """The local viewer page of `scripts/city watch`: served from this machine only.
 
 The page (viewer/) plays a share's stream_url with hls.js, installed from the
-npm registry by scripts/setup (`npm ci` in viewer/, pinned by its lockfile).
+npm registry by scripts/setup (`npm ci` in viewer/, pinned by its lockfile),
+or its webrtc_url over WHEP with the browser's own RTCPeerConnection.
 Nothing in it loads from the internet: its Content-Security-Policy allows
-scripts only from this server, and network requests only to the stream.
+scripts only from this server, and network requests only over HTTP(S) to
+the home (its WHEP endpoint answers CORS, this page being another origin).
 """
 
 from http import HTTPStatus
@@ -68,7 +70,7 @@ class ViewerServer:
         )
 
     def page_url(self, stream_url: str, player: str = "hls") -> str:
-        """Return the page's address playing this stream."""
+        """Return the page's address playing this stream ("hls" or "webrtc")."""
         return (
             f"http://127.0.0.1:{self.port}/index.html"
             f"?player={player}&src={quote(stream_url, safe='')}"

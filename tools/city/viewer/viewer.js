@@ -1,6 +1,7 @@
-// The reference city viewer: plays a share's stream_url in this page.
+// The reference city viewer: plays a share's stream_url or webrtc_url here.
 //
-// The page is opened as index.html?src=<stream_url>[&player=hls]. Each way of
+// The page is opened as index.html?src=<url>[&player=hls|webrtc][&audio=1].
+// Each way of
 // playing is one function in PLAYERS taking (video, url, stats); the rest
 // of the page (frame counting, freeze detection, status) is shared.
 // window.viewerStats is what the operator sees, and what tests read.
@@ -87,7 +88,75 @@ function playHls(video, url) {
   return hls;
 }
 
-const PLAYERS = { hls: playHls };
+// WHEP (RFC 9725) with the browser's own RTCPeerConnection: a receive-only
+// offer (video only unless the page is opened with audio=1), the answer,
+// then this side's candidates in one PATCH; the session is DELETEd on unload.
+async function playWebrtc(video, url) {
+  const pc = new RTCPeerConnection();
+  const audio = new URLSearchParams(location.search).get("audio") === "1";
+  for (const kind of audio ? ["audio", "video"] : ["video"]) {
+    pc.addTransceiver(kind, { direction: "recvonly" });
+  }
+  const stream = new MediaStream();
+  pc.ontrack = (event) => {
+    stream.addTrack(event.track);
+    video.srcObject = stream;
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "disconnected") stats.stalls += 1;
+    if (pc.connectionState === "failed") stats.errors.push("connection failed");
+  };
+  const candidates = [];
+  const gathered = new Promise((done) => {
+    pc.onicecandidate = (event) => {
+      if (event.candidate && event.candidate.candidate) candidates.push(event.candidate);
+      else done();
+    };
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/sdp" },
+    body: pc.localDescription.sdp,
+  });
+  stats.requests += 1;
+  const answer = await response.text();
+  if (response.status !== 201) {
+    pc.close();
+    throw new Error(`offer refused: HTTP ${response.status} ${answer}`);
+  }
+  const session = new URL(response.headers.get("Location"), url).href;
+  addEventListener("pagehide", () => {
+    fetch(session, { method: "DELETE", keepalive: true });
+    pc.close();
+  });
+  await pc.setRemoteDescription({ type: "answer", sdp: answer });
+  await gathered;
+  if (candidates.length) {
+    const fragment =
+      candidates.map((c) => `a=mid:${c.sdpMid}\r\na=${c.candidate}\r\n`).join("") +
+      "a=end-of-candidates\r\n";
+    const patched = await fetch(session, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/trickle-ice-sdpfrag" },
+      body: fragment,
+    });
+    stats.requests += 1;
+    // A home that takes no trickle has the candidates it needs from the answer.
+    if (!patched.ok && patched.status !== 405) stats.errors.push(`trickle: HTTP ${patched.status}`);
+  }
+  setInterval(async () => {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== "inbound-rtp" || s.kind !== "video") return;
+      stats.bytes = s.bytesReceived || 0;
+      if (s.jitterBufferEmittedCount) {
+        stats.latencyMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
+      }
+    });
+  }, 500);
+}
+
+const PLAYERS = { hls: playHls, webrtc: playWebrtc };
 
 function showStatus() {
   const status = document.getElementById("status");
@@ -119,10 +188,12 @@ function main() {
   stats.player = query.get("player") || "hls";
   const video = document.getElementById("video");
   if (!stats.src || !(stats.player in PLAYERS)) {
-    stats.errors.push("no stream: open index.html?src=<stream_url>");
+    stats.errors.push("no stream: open index.html?src=<stream_url or webrtc_url>&player=hls|webrtc");
   } else {
     countFrames(video);
-    PLAYERS[stats.player](video, stats.src, stats);
+    Promise.resolve()
+      .then(() => PLAYERS[stats.player](video, stats.src, stats))
+      .catch((err) => stats.errors.push(String(err)));
   }
   setInterval(showStatus, 500);
   showStatus();
