@@ -338,7 +338,11 @@ def flow_keys() -> dict[str, set[str]]:
                 name = call_name(call)
                 if name == "_abort_if_unique_id_configured":
                     aborts.add("already_configured")
-                elif name in {"async_abort", "async_update_reload_and_abort"}:
+                elif name in {
+                    "async_abort",
+                    "async_update_and_abort",
+                    "async_update_reload_and_abort",
+                }:
                     # Without reason=, HA's default (this flow has no reauth).
                     reason = keyword(call, "reason")
                     aborts.add(resolve(reason) if reason else "reconfigure_successful")
