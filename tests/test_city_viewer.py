@@ -94,10 +94,12 @@ async def test_browser_plays_a_video_only_share_smoothly(
     assert playing_s >= 20, stats
     assert stats["frames"] >= 0.8 * FPS * playing_s, stats
     assert (stats["stalls"], stats["freezes"]) == (0, 0), stats
-    # LL-HLS: a blocking playlist request and a part per 0.55 s part, 4-6 a
-    # second (hls.js on Home Assistant's own video-only stream: 13-20, with
-    # bursts of about 190 while frozen).
-    assert stats["requests"] <= 8 * played, stats
+    # No re-request storm. LL-HLS makes a blocking playlist request and a part
+    # request per 0.55 s part: 5-8 a second here, more while a loaded machine
+    # catches up. hls.js on Home Assistant's own video-only stream makes 13-20,
+    # with bursts of about 190 while frozen. The efficiency target (<= 3 a
+    # second) is the benchmark's, not this test's.
+    assert stats["requests"] <= 12 * played, stats
 
 
 @pytest.mark.usefixtures("socket_enabled")
