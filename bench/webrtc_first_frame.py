@@ -234,7 +234,7 @@ async def _measure(bench: Bench, runs: int) -> None:
         if chromium() is None:
             await measure(bench, runs, None)
             return
-        async with viewer_page(bench.hass.port + 17) as page:
+        async with viewer_page() as page:
             await measure(bench, runs, page)
 
 

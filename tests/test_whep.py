@@ -839,15 +839,12 @@ def test_every_whep_error_documented() -> None:
     assert {code for _, code in emitted} == codes
 
 
-DEVTOOLS_PORT = 18450
-
-
 @pytest.fixture
 async def chromium_page() -> AsyncGenerator[Any]:
     """Headless Chromium on the city's viewer page, served from another origin."""
     if chromium() is None:
         pytest.skip("Debian's chromium is not installed")
-    async with viewer_page(DEVTOOLS_PORT) as page:
+    async with viewer_page() as page:
         yield page
 
 

@@ -11,72 +11,39 @@ flow, the device page and the notifications drawer into docs/images/.
 import argparse
 import asyncio
 import base64
-import contextlib
-import itertools
 import json
 from pathlib import Path
-import shutil
 import subprocess
 import sys
-import tempfile
 from typing import Any
 import uuid
 
-import aiohttp
-
+from tools.city.browser import Page, chromium
 from tools.demo.__main__ import Instance
 
-PORT = 9333
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--window-size=1280,860",
-)
+# A desktop-sized window without scrollbars, for the README's images.
+SCREEN_FLAGS = ("--hide-scrollbars", "--window-size=1280,860")
 
 
-class Page:
-    """One browser tab spoken to over the DevTools protocol."""
+class Screen:
+    """The browser tab the screenshots are taken in."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Use this socket."""
-        self.ws = ws
-        self.ids = itertools.count(1)
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send a command and wait for its answer."""
-        call_id = next(self.ids)
-        await self.ws.send_json({"id": call_id, "method": method, "params": params})
-        async for message in self.ws:
-            data = json.loads(message.data)
-            if data.get("id") == call_id:
-                return data.get("result", {})
-        raise RuntimeError("browser closed")
+    def __init__(self, page: Page) -> None:
+        """Drive this tab."""
+        self.page = page
 
     async def js(self, expression: str) -> Any:
         """Evaluate JavaScript (awaiting promises) and return the value."""
-        result = await self.call(
-            "Runtime.evaluate",
-            expression=expression,
-            awaitPromise=True,
-            returnByValue=True,
-        )
-        return result.get("result", {}).get("value")
+        return await self.page.js(expression)
 
     async def goto(self, url: str, settle: float = 4) -> None:
         """Navigate and give the frontend time to render."""
-        await self.call("Page.navigate", url=url)
+        await self.page.goto(url)
         await asyncio.sleep(settle)
 
     async def shot(self, path: Path) -> None:
         """Save a PNG of the viewport."""
-        data = await self.call("Page.captureScreenshot", format="png")
+        data = await self.page.call("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(data["data"]))
         print(f"wrote {path}")
 
@@ -116,7 +83,7 @@ def _city(command: str, state: dict[str, Any], *args: str) -> None:
     )
 
 
-async def _click(page: Page, selector: str, text: str) -> None:
+async def _click(page: Screen, selector: str, text: str) -> None:
     """Click the first element matching selector whose text contains text."""
     await page.js(
         f"({DEEP_ALL})({json.dumps(selector)})"
@@ -125,7 +92,7 @@ async def _click(page: Page, selector: str, text: str) -> None:
     await asyncio.sleep(3)
 
 
-async def _browse(page: Page, base: str, state: dict[str, Any], out: Path) -> None:
+async def _browse(page: Screen, base: str, state: dict[str, Any], out: Path) -> None:
     instance = Instance(base)
     tokens = instance.tokens(state["password"])
     device = instance.http.post(
@@ -181,23 +148,10 @@ async def _browse(page: Page, base: str, state: dict[str, Any], out: Path) -> No
 
 
 async def run(base: str, state: dict[str, Any], out: Path) -> None:
-    """Drive the browser already listening on PORT."""
-    async with aiohttp.ClientSession() as session:
-        pages: list[dict[str, Any]] = []
-        for _ in range(50):
-            with contextlib.suppress(aiohttp.ClientError):
-                targets = await (
-                    await session.get(f"http://127.0.0.1:{PORT}/json")
-                ).json()
-                if pages := [t for t in targets if t["type"] == "page"]:
-                    break
-            await asyncio.sleep(0.2)
-        async with session.ws_connect(
-            pages[0]["webSocketDebuggerUrl"], max_msg_size=0
-        ) as ws:
-            page = Page(ws)
-            await page.call("Page.enable")
-            await _browse(page, base, state, out)
+    """Start the browser and take the screenshots."""
+    async with chromium(flags=SCREEN_FLAGS) as page:
+        await page.call("Page.enable")
+        await _browse(Screen(page), base, state, out)
 
 
 def main() -> None:
@@ -208,23 +162,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
-        browser = subprocess.Popen(
-            [
-                shutil.which("chromium") or "chromium",
-                *CHROMIUM_FLAGS,
-                f"--remote-debugging-port={PORT}",
-                f"--user-data-dir={profile}",
-                "about:blank",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            asyncio.run(run(args.url, json.loads(args.state.read_text()), args.out))
-        finally:
-            browser.terminate()
-            browser.wait(timeout=10)
+    asyncio.run(run(args.url, json.loads(args.state.read_text()), args.out))
 
 
 if __name__ == "__main__":
