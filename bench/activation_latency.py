@@ -18,7 +18,7 @@ activations a day), consent on:
   (`harness.FeedProcess`, port + 1; the demo doorbell's own feed keeps a
   thread running for up to 30 s after each client leaves, which would pile
   up over hundreds of grants). For any source that is not RTSP,
-  stream_share probes the source for an audio track before granting (PyAV
+  the HLS share (live/hls_share.py) probes the source for an audio track before granting (PyAV
   opens it), so this shows what that costs with a live HTTP source. RTSP
   sources skip the probe.
 
@@ -37,7 +37,7 @@ order that alternates every round so drift hits all alike:
 After each grant the share is ended (signed `activation.ended`) and the
 entry's share history emptied through `rtcc_bench`, which resets the
 resident's rolling daily budget: for measurement only. 5 warm-up rounds are
-dropped. Finally stream_share's audio probe is timed on its own against the
+dropped. Finally the HLS share's audio probe is timed on its own against the
 live feed.
 
 Run from the repository root (about 2 min on a 2-core machine):
@@ -76,7 +76,7 @@ FAR_AWAY = {"lat": 33.5, "lon": -90.18481}  # about 134 km north of home
 
 
 def _probe_source(url: str) -> float:
-    """Time stream_share's audio probe: PyAV opens the source, lists streams."""
+    """Time the HLS share's audio probe: PyAV opens the source, lists streams."""
     import av  # noqa: PLC0415
 
     began = time.perf_counter()

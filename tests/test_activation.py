@@ -14,7 +14,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.rtcc_share import whep, whep_views
 from custom_components.rtcc_share.const import (
     CONF_ICE_SERVERS,
     CONF_STREAM_KINDS,
@@ -22,6 +21,7 @@ from custom_components.rtcc_share.const import (
     STREAM_HLS,
     STREAM_WEBRTC,
 )
+from custom_components.rtcc_share.live import webrtc_share, webrtc_view
 from tools.city.browser import chromium
 from tools.city.chromium import WEBRTC_FLAGS
 from tools.city.watch import ViewerServer
@@ -43,7 +43,7 @@ def loopback(socket_enabled: None) -> None:
     """Let ICE use loopback only (aioice skips 127.0.0.1 by default)."""
     with (
         patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]),
-        patch.object(whep_views, "CANDIDATE_WAIT_S", 0.5),
+        patch.object(webrtc_view, "CANDIDATE_WAIT_S", 0.5),
     ):
         yield
 
@@ -293,9 +293,9 @@ async def test_resident_ice_servers_reach_the_city_and_nothing_else(
 
 def test_ice_server_entries_are_read_or_refused() -> None:
     """A URL alone, or with a user and password; anything else is refused."""
-    assert whep.parse_ice_server(" stun:s.example.org:3478 ").url == (
+    assert webrtc_share.parse_ice_server(" stun:s.example.org:3478 ").url == (
         "stun:s.example.org:3478"
     )
     for text in ("https://x.example.org", "turn:t.example.org user", ""):
         with pytest.raises(ValueError):
-            whep.parse_ice_server(text)
+            webrtc_share.parse_ice_server(text)

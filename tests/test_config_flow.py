@@ -390,7 +390,10 @@ async def test_webrtc_only_camera_can_be_shared_over_webrtc(
     hass: HomeAssistant, camera: SourceCamera
 ) -> None:
     """A Ring doorbell (WebRTC only) is accepted; the city may get WebRTC."""
-    with patch("custom_components.rtcc_share.whep.supports_webrtc", return_value=True):
+    with patch(
+        "custom_components.rtcc_share.live.webrtc_share.supports_webrtc",
+        return_value=True,
+    ):
         camera.source = None
         result = await _start(hass)
         assert result["step_id"] == "key"

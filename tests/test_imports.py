@@ -3,8 +3,8 @@
 Home Assistant does not export everything the share needs from its
 components' root modules (mypy's strict re-export rule shows which). Those
 few internal imports are listed here, each by the module allowed to make it
-(only the two HLS modules, `stream_share.py` and `live_hls.py`, reach into
-`stream` internals), so a Home Assistant upgrade that moves one fails here,
+(only the live view, `live/`, reaches into `stream` and the camera's
+WebRTC internals), so a Home Assistant upgrade that moves one fails here,
 by name.
 """
 
@@ -18,19 +18,25 @@ PACKAGE = Path(__file__).parent.parent / "custom_components" / "rtcc_share"
 
 # module of ours -> {internal Home Assistant module: names it takes from it}
 INTERNAL: dict[str, dict[str, set[str]]] = {
-    "live_hls.py": {
+    "live/hls_stream.py": {
         "homeassistant.components.camera.prefs": {"DynamicStreamSettings"},
         "homeassistant.components.stream.const": {
             "ATTR_STREAMS",
-            "FORMAT_CONTENT_TYPE",
             "SEGMENT_DURATION_ADJUSTER",
-            "SOURCE_TIMEOUT",
         },
         "homeassistant.components.stream.core": {
             "Segment",
             "StreamOutput",
             "StreamSettings",
         },
+        "homeassistant.components.stream.hls": {"HlsStreamOutput"},
+    },
+    "live/hls_playlists.py": {
+        "homeassistant.components.stream.const": {
+            "FORMAT_CONTENT_TYPE",
+            "SOURCE_TIMEOUT",
+        },
+        "homeassistant.components.stream.core": {"Segment", "StreamOutput"},
         "homeassistant.components.stream.fmp4utils": {"get_codec_string"},
         "homeassistant.components.stream.hls": {
             "HlsMasterPlaylistView",
@@ -38,25 +44,28 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
             "HlsStreamOutput",
         },
     },
-    "stream_share.py": {
+    "live/hls_share.py": {
         "homeassistant.components.camera.helper": {"get_camera_from_entity_id"},
         "homeassistant.components.camera.prefs": {
             "DynamicStreamSettings",
             "get_dynamic_camera_stream_settings",
         },
         "homeassistant.components.stream.const": {"ATTR_STREAMS", "AUDIO_CODECS"},
-        "homeassistant.components.stream.core": {"StreamOutput", "StreamView"},
+        "homeassistant.components.stream.core": {"StreamOutput"},
+    },
+    "live/hls_view.py": {
+        "homeassistant.components.stream.core": {"StreamView"},
         "homeassistant.components.stream.hls": {
             "HlsInitView",
             "HlsPartView",
             "HlsSegmentView",
         },
     },
-    "whep.py": {
+    "live/webrtc_share.py": {
         "homeassistant.components.camera.const": {"StreamType"},
         "homeassistant.components.camera.helper": {"get_camera_from_entity_id"},
     },
-    "whep_views.py": {
+    "live/webrtc_view.py": {
         "homeassistant.components.camera.webrtc": {
             "WebRTCAnswer",
             "WebRTCCandidate",
@@ -76,6 +85,15 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
 }
 
 
+# The live view's HTTP edges, which answer the city's players themselves.
+HTTP_EDGES: set[str] = {
+    "live/http.py",
+    "live/hls_view.py",
+    "live/hls_playlists.py",
+    "live/webrtc_view.py",
+}
+
+
 def _imports(path: Path) -> list[ast.ImportFrom]:
     return [
         node
@@ -92,14 +110,18 @@ def _internal(node: ast.ImportFrom) -> bool:
     )
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def _name(path: Path) -> str:
+    return path.relative_to(PACKAGE).as_posix()
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=_name)
 def test_internal_imports_are_the_listed_ones(path: Path) -> None:
     """Each module takes from HA's internals only what is listed for it."""
     taken: dict[str, set[str]] = {}
     for node in _imports(path):
         if _internal(node):
             taken.setdefault(str(node.module), set()).update(a.name for a in node.names)
-    assert taken == INTERNAL.get(path.name, {})
+    assert taken == INTERNAL.get(_name(path), {})
 
 
 @pytest.mark.parametrize(
@@ -120,15 +142,25 @@ def test_internal_names_still_exist(module: str, names: set[str]) -> None:
 def test_no_import_cycle() -> None:
     """The package's modules import each other without a cycle."""
     graph: dict[str, set[str]] = {}
-    for path in PACKAGE.glob("*.py"):
-        deps = graph.setdefault(path.stem, set())
+    for path in PACKAGE.rglob("*.py"):
+        # Dotted module name in the package ("live.hls_share"); a package is
+        # its __init__ ("live").
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        deps = graph.setdefault(name, set())
+        # The package a relative import starts from.
+        here = parts[:-1]
         for node in _imports(path):
-            if node.level != 1:
+            if node.level == 0:
                 continue
+            module = [*here[: len(here) - (node.level - 1)]]
             if node.module:
-                deps.add(node.module.split(".")[0])
-            else:
-                deps.update(alias.name for alias in node.names)
+                module += node.module.split(".")
+                deps.add(".".join(module))
+            # `from .live import hls_share` imports the submodule too.
+            deps.update(".".join([*module, alias.name]) for alias in node.names)
+    # Names that are not modules (`from .const import DOMAIN`) lead nowhere.
+    graph = {name: deps & graph.keys() for name, deps in graph.items()}
     visiting: list[str] = []
     done: set[str] = set()
 
@@ -149,8 +181,8 @@ def test_no_import_cycle() -> None:
 def test_http_status_only_at_the_http_edge() -> None:
     """Only the webhook and the share's own endpoints (HLS, WHEP) choose statuses."""
     users = {
-        path.name
-        for path in PACKAGE.glob("*.py")
+        _name(path)
+        for path in PACKAGE.rglob("*.py")
         if "HTTPStatus" in path.read_text(encoding="utf-8")
     }
-    assert users <= {"webhook.py", "stream_share.py", "live_hls.py", "whep_views.py"}
+    assert users <= {"webhook.py", *HTTP_EDGES}

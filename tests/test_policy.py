@@ -603,7 +603,7 @@ def _imports_homeassistant(modules: set[tuple[int, str]]) -> bool:
 
 
 @pytest.mark.parametrize(
-    "module", ["policy.py", "const.py", "models.py", "whep_sdp.py"]
+    "module", ["policy.py", "const.py", "models.py", "live/webrtc_sdp.py"]
 )
 def test_pure_modules_do_not_import_homeassistant(module: str) -> None:
     """The policy, what it imports and the WHEP SDP never load Home Assistant."""

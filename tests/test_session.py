@@ -233,7 +233,9 @@ async def test_stream_that_cannot_be_created_is_refused_before_any_grant(
     def unusable(*args: Any, **kwargs: Any) -> None:
         raise HomeAssistantError("Stream integration is not set up.")
 
-    monkeypatch.setattr("custom_components.rtcc_share.live_hls.create_stream", unusable)
+    monkeypatch.setattr(
+        "custom_components.rtcc_share.live.hls_stream.create_stream", unusable
+    )
     status, body = await _activate(await hass_client_no_auth(), city)
     assert (status, body) == (503, {"error": "camera_unavailable"})
     events = await _events(integration)

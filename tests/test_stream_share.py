@@ -5,10 +5,12 @@ import dataclasses
 from datetime import timedelta
 import io
 import json
+import logging
 from pathlib import Path
 import re
 import shutil
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import av
@@ -26,11 +28,11 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
-from custom_components.rtcc_share.live_hls import (
+from custom_components.rtcc_share.live.hls_share import RTSP_VIDEO_ONLY, HlsShare
+from custom_components.rtcc_share.live.hls_stream import (
     has_non_video_track,
     share_stream_settings,
 )
-from custom_components.rtcc_share.stream_share import RTSP_VIDEO_ONLY, ShareStream
 
 from .common import (
     CAMERA,
@@ -249,11 +251,11 @@ async def test_ten_viewers_one_upstream(
     assert [status for status, _ in results] == [200] * 10
     live = integration.runtime_data.session.live
     assert live.stream.stream.get_diagnostics()["start_worker"] == 1
-    assert len(live.stream.viewers) == 1
+    assert len(live.stream.table.viewers) == 1
     # The resident sees the viewer count as soon as a viewer appears.
     state = hass.states.get("binary_sensor.front_door_live_share")
     assert state.attributes["viewers"] == 1
-    assert next(iter(live.stream.viewers.values())).requests == 10
+    assert next(iter(live.stream.table.viewers.values())).requests == 10
 
 
 async def test_thousand_viewer_addresses_bounded_record_and_few_state_writes(
@@ -275,7 +277,7 @@ async def test_thousand_viewer_addresses_bounded_record_and_few_state_writes(
     for i in range(999):
         live.stream.log_request(f"2001:db8::{i:x}", 100)
     await hass.async_block_till_done()
-    assert len(live.stream.viewers) == 50
+    assert len(live.stream.table.viewers) == 50
     freezer.tick(timedelta(seconds=1.5))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
@@ -301,7 +303,7 @@ async def test_thousand_viewer_addresses_bounded_record_and_few_state_writes(
 
 def test_viewer_counted_before_anyone_listens() -> None:
     """A request served before the session subscribes is counted, not lost."""
-    share = ShareStream(stream=None, token="0" * 64)  # type: ignore[arg-type]
+    share = HlsShare(stream=SimpleNamespace(hass=None), token="0" * 64)  # type: ignore[arg-type]
     share.log_request("203.0.113.7", 10)
     assert share.viewer_count == 1
     assert share.viewer_summary()[0]["bytes"] == 10
@@ -551,3 +553,15 @@ async def test_audio_appearing_ends_the_share_audited_and_told(
     assert ended["reason"] == "audio_appeared"
     notifications = persistent_notification._async_get_or_create_notifications(hass)
     assert any("started sending audio" in n["message"] for n in notifications.values())
+
+
+async def test_token_never_in_home_assistants_request_log(
+    hass: HomeAssistant, grant: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With debug logging on, Home Assistant's request log never shows the token."""
+    caplog.set_level(logging.DEBUG)
+    _, data, viewer = await grant()
+    files = await viewer.files()
+    assert files["master"][0] == 200
+    token = data["stream_url"].split("/")[-2]
+    assert token not in caplog.text

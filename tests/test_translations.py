@@ -88,10 +88,12 @@ def load_services() -> dict[str, Any]:
 
 @cache
 def modules() -> dict[str, ast.Module]:
-    """Return every module of the package, parsed, by name (the file's stem)."""
+    """Return every module of the package, parsed, by its path without `.py`."""
     return {
-        path.stem: ast.parse(path.read_text("utf-8"), str(path))
-        for path in sorted(PACKAGE.glob("*.py"))
+        path.relative_to(PACKAGE).with_suffix("").as_posix(): ast.parse(
+            path.read_text("utf-8"), str(path)
+        )
+        for path in sorted(PACKAGE.rglob("*.py"))
     }
 
 

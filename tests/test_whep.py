@@ -28,7 +28,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from webrtc_models import RTCIceCandidate, RTCIceCandidateInit
 import yaml
 
-from custom_components.rtcc_share import whep, whep_views
+from custom_components.rtcc_share.live import tokens, webrtc_share, webrtc_view
 from tools.city import cli
 from tools.city.chromium import chromium, viewer_page
 from tools.city.webrtc import SDP_TYPE, SDPFRAG_TYPE, Viewer, WhepRefusedError
@@ -69,7 +69,7 @@ def loopback(socket_enabled: None) -> None:
 @pytest.fixture(autouse=True)
 def short_gathering() -> None:
     """Keep POSTs to a Ring-like camera short; its candidates come in 0.1 s."""
-    with patch.object(whep_views, "CANDIDATE_WAIT_S", 0.5):
+    with patch.object(webrtc_view, "CANDIDATE_WAIT_S", 0.5):
         yield
 
 
@@ -121,11 +121,11 @@ async def settle(hass: HomeAssistant) -> AsyncGenerator[None]:
 @pytest.fixture
 async def share(
     hass: HomeAssistant, integration: MockConfigEntry, camera: RingLikeCamera
-) -> AsyncGenerator[whep.WhepShare]:
+) -> AsyncGenerator[webrtc_share.WebRtcShare]:
     """A live WHEP share of the Ring-like doorbell, without audio."""
-    share = await whep.async_start(hass, CAMERA, share_audio=False)
+    share = await webrtc_share.async_start(hass, CAMERA, share_audio=False)
     yield share
-    await whep.async_revoke(hass, share)
+    await webrtc_share.async_revoke(hass, share)
     await camera.peers.async_close_all()
 
 
@@ -140,7 +140,9 @@ async def _frames(viewer: Viewer) -> None:
 
 
 async def test_city_decodes_ring_like_camera_without_trickling(
-    share: whep.WhepShare, camera: RingLikeCamera, viewers: Callable[..., Viewer]
+    share: webrtc_share.WebRtcShare,
+    camera: RingLikeCamera,
+    viewers: Callable[..., Viewer],
 ) -> None:
     """A non-trickling client gets the camera's trickled candidates in the answer."""
     viewer = viewers(share.path)
@@ -154,11 +156,13 @@ async def test_city_decodes_ring_like_camera_without_trickling(
     assert "H264/90000" in viewer.answer
     assert viewer.location is not None
     assert viewer.location.startswith(f"{share.path}/")
-    assert share.viewers == 1
+    assert share.viewer_count == 1
 
 
 async def test_trickled_candidates_reach_camera_with_m_line_index(
-    share: whep.WhepShare, camera: RingLikeCamera, viewers: Callable[..., Viewer]
+    share: webrtc_share.WebRtcShare,
+    camera: RingLikeCamera,
+    viewers: Callable[..., Viewer],
 ) -> None:
     """A trickling client's candidates reach the camera, with the m-line index."""
     viewer = viewers(share.path, trickle=True)
@@ -171,7 +175,7 @@ async def test_trickled_candidates_reach_camera_with_m_line_index(
 
 
 async def test_end_of_candidates_alone_is_accepted(
-    share: whep.WhepShare, viewers: Callable[..., Viewer]
+    share: webrtc_share.WebRtcShare, viewers: Callable[..., Viewer]
 ) -> None:
     """A fragment with only end-of-candidates is a 204 and reaches nobody."""
     viewer = viewers(share.path)
@@ -180,14 +184,14 @@ async def test_end_of_candidates_alone_is_accepted(
 
 
 async def test_delete_ends_session_then_404(
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
     viewers: Callable[..., Viewer],
 ) -> None:
     """DELETE answers 200 and closes the camera session; the URL then 404s."""
     changes: list[int] = []
-    share.on_viewers_changed = lambda: changes.append(share.viewers)
+    share.on_viewers_changed = lambda: changes.append(share.viewer_count)
     viewer = viewers(share.path)
     await viewer.start()
     assert viewer.location is not None
@@ -205,7 +209,7 @@ async def test_delete_ends_session_then_404(
 
 
 async def test_fifth_session_409_without_camera_session(
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
     viewers: Callable[..., Viewer],
@@ -222,11 +226,11 @@ async def test_fifth_session_409_without_camera_session(
 
     await four[0].close()
     await viewers(share.path).start()
-    assert share.viewers == 4
+    assert share.viewer_count == 4
 
 
 async def test_audio_refused_unless_shared(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
 ) -> None:
     """The camera never sees the audio m-line; the answer rejects it (port 0)."""
     response = await _post(http, share.path, OFFER.encode(), SDP_TYPE)
@@ -251,7 +255,7 @@ async def test_audio_refused_unless_shared(
 
 
 async def test_bundle_candidates_of_removed_audio_move_to_video(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
 ) -> None:
     """A non-trickling offer with candidates only in the audio section still connects."""
     offer = OFFER.replace(
@@ -271,14 +275,14 @@ async def test_shared_audio_reaches_camera(
     viewers: Callable[..., Viewer],
 ) -> None:
     """With audio shared, the camera is asked for audio and it is not rejected."""
-    share = await whep.async_start(hass, CAMERA, share_audio=True)
+    share = await webrtc_share.async_start(hass, CAMERA, share_audio=True)
     viewer = viewers(share.path, audio=True)
     await _frames(viewer)
     (offer,) = camera.peers.offers
     assert "m=audio" in offer
     assert viewer.answer is not None
     assert "m=audio 0 " not in viewer.answer
-    await whep.async_revoke(hass, share)
+    await webrtc_share.async_revoke(hass, share)
     await camera.peers.async_close_all()
 
 
@@ -315,7 +319,7 @@ async def test_shared_audio_reaches_camera(
     ],
 )
 async def test_bad_offer_refused_without_camera_session(
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
     body: bytes,
@@ -332,7 +336,7 @@ async def test_bad_offer_refused_without_camera_session(
 
 
 async def test_chunked_offer_over_limit_is_413(
-    share: whep.WhepShare, http: Any
+    share: webrtc_share.WebRtcShare, http: Any
 ) -> None:
     """A body without Content-Length is still cut at 64 KiB."""
 
@@ -347,13 +351,13 @@ async def test_chunked_offer_over_limit_is_413(
 async def test_unknown_token_is_404(http: Any) -> None:
     """No share under that token."""
     response = await _post(
-        http, f"{whep.URL_PREFIX}/{'x' * 43}", OFFER.encode(), SDP_TYPE
+        http, f"{tokens.WEBRTC.prefix}/{'x' * 43}", OFFER.encode(), SDP_TYPE
     )
     assert response.status == 404
 
 
 async def test_camera_that_refuses_is_503(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
 ) -> None:
     """An error message instead of an answer: 503, slot freed, camera told to close."""
     camera.refuse = True
@@ -366,18 +370,18 @@ async def test_camera_that_refuses_is_503(
 
 
 async def test_camera_that_never_answers_is_503(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
 ) -> None:
     """No answer within the bound: 503."""
     camera.silent = True
-    with patch.object(whep_views, "ANSWER_TIMEOUT_S", 0.2):
+    with patch.object(webrtc_view, "ANSWER_TIMEOUT_S", 0.2):
         response = await _post(http, share.path, OFFER.encode(), SDP_TYPE)
     assert response.status == 503
     assert not share.sessions
 
 
 async def test_camera_that_raises_is_503(
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
     caplog: pytest.LogCaptureFixture,
@@ -395,7 +399,7 @@ async def test_camera_that_raises_is_503(
 
 
 async def test_camera_answer_that_is_not_sdp_is_503(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
 ) -> None:
     """A broken answer, or one with other m-lines than offered: 503."""
     for answer in ("garbage", OFFER):
@@ -412,7 +416,7 @@ async def test_camera_answer_that_is_not_sdp_is_503(
 
 
 async def test_camera_error_while_gathering_is_503(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
 ) -> None:
     """An error after the answer but before the 201."""
 
@@ -428,7 +432,7 @@ async def test_camera_error_while_gathering_is_503(
 
 
 async def test_camera_ending_session_frees_it(
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
     viewers: Callable[..., Viewer],
@@ -445,7 +449,7 @@ async def test_camera_ending_session_frees_it(
         viewer = viewers(share.path)
         await viewer.start()
     sent[0](WebRTCError("1", "stream ended"))
-    assert share.viewers == 0
+    assert share.viewer_count == 0
     assert viewer.location is not None
     assert (await http.delete(viewer.location)).status == 404
     assert share.viewer_summary()[0]["ended"] == "camera_ended"
@@ -455,7 +459,7 @@ async def test_camera_ending_session_frees_it(
 
 async def test_revoke_closes_every_session_and_404s(
     hass: HomeAssistant,
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
     viewers: Callable[..., Viewer],
@@ -465,7 +469,7 @@ async def test_revoke_closes_every_session_and_404s(
     for viewer in two:
         await _frames(viewer)
 
-    await whep.async_revoke(hass, share)
+    await webrtc_share.async_revoke(hass, share)
 
     assert len(camera.peers.closed) == 2
     for viewer in two:
@@ -480,20 +484,23 @@ async def test_revoke_closes_every_session_and_404s(
 
 
 async def test_revoke_during_negotiation_is_404(
-    hass: HomeAssistant, share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    hass: HomeAssistant,
+    share: webrtc_share.WebRtcShare,
+    http: Any,
+    camera: RingLikeCamera,
 ) -> None:
     """A POST still waiting for the camera when the share ends gets 404."""
     camera.silent = True
     post = asyncio.create_task(_post(http, share.path, OFFER.encode(), SDP_TYPE))
     while not share.sessions:
         await asyncio.sleep(0.01)
-    await whep.async_revoke(hass, share)
+    await webrtc_share.async_revoke(hass, share)
     assert (await post).status == 404
     assert share.viewer_summary() == []
 
 
 async def test_patch_errors(
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
     viewers: Callable[..., Viewer],
@@ -527,7 +534,7 @@ async def test_patch_errors(
 
 
 async def test_patch_for_unknown_session_is_404(
-    share: whep.WhepShare, http: Any
+    share: webrtc_share.WebRtcShare, http: Any
 ) -> None:
     """A session id that was never issued."""
     response = await http.patch(
@@ -539,7 +546,7 @@ async def test_patch_for_unknown_session_is_404(
 
 
 async def test_cors_preflight_and_exposed_location(
-    share: whep.WhepShare, http: Any, viewers: Callable[..., Viewer]
+    share: webrtc_share.WebRtcShare, http: Any, viewers: Callable[..., Viewer]
 ) -> None:
     """A browser on another origin may POST, PATCH and DELETE, and read Location."""
     origin = {"Origin": "https://rtcc.city.example"}
@@ -584,7 +591,7 @@ async def http_with_cors_origins(hass: HomeAssistant) -> None:
 
 async def test_cors_with_configured_origins_is_not_500(
     http_with_cors_origins: None,
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     viewers: Callable[..., Viewer],
 ) -> None:
@@ -607,13 +614,13 @@ async def test_ice_servers_only_as_configured(
     viewers: Callable[..., Viewer],
 ) -> None:
     """Link headers list the resident's ICE servers, and nothing without them."""
-    share = await whep.async_start(
+    share = await webrtc_share.async_start(
         hass,
         CAMERA,
         share_audio=False,
         ice_servers=[
-            whep.IceServer("stun:stun.example.org:3478"),
-            whep.IceServer("turn:turn.example.org:3478", "city", "s3cret"),
+            webrtc_share.IceServer("stun:stun.example.org:3478"),
+            webrtc_share.IceServer("turn:turn.example.org:3478", "city", "s3cret"),
         ],
     )
     viewer = viewers(share.path)
@@ -627,12 +634,12 @@ async def test_ice_servers_only_as_configured(
         '<turn:turn.example.org:3478>; rel="ice-server"; username="city";'
         ' credential="s3cret"; credential-type="password"',
     ]
-    await whep.async_revoke(hass, share)
+    await webrtc_share.async_revoke(hass, share)
     await camera.peers.async_close_all()
 
 
 async def test_no_token_or_sdp_in_logs(
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     viewers: Callable[..., Viewer],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -668,20 +675,20 @@ async def test_city_decodes_camera_served_by_webrtc_provider(
     viewers: Callable[..., Viewer],
 ) -> None:
     """A camera with a stream source and a registered provider streams over WebRTC."""
-    assert not whep.supports_webrtc(hass, CAMERA)
+    assert not webrtc_share.supports_webrtc(hass, CAMERA)
     with pytest.raises(HomeAssistantError):
-        await whep.async_start(hass, CAMERA, share_audio=False)
+        await webrtc_share.async_start(hass, CAMERA, share_audio=False)
 
     unregister = async_register_webrtc_provider(hass, provider)
     await hass.async_block_till_done()
-    assert whep.supports_webrtc(hass, CAMERA)
-    share = await whep.async_start(hass, CAMERA, share_audio=False)
+    assert webrtc_share.supports_webrtc(hass, CAMERA)
+    share = await webrtc_share.async_start(hass, CAMERA, share_audio=False)
     viewer = viewers(share.path, trickle=True)
     await _frames(viewer)
     assert viewer.size == (160, 96)
     assert provider.peers.remote_candidates
 
-    await whep.async_revoke(hass, share)
+    await webrtc_share.async_revoke(hass, share)
     assert len(provider.peers.closed) == 1
     await provider.peers.async_close_all()
     unregister()
@@ -690,12 +697,12 @@ async def test_city_decodes_camera_served_by_webrtc_provider(
 
 async def test_unknown_camera_does_not_support_webrtc(hass: HomeAssistant) -> None:
     """No such entity: no WebRTC."""
-    assert not whep.supports_webrtc(hass, "camera.nowhere")
+    assert not webrtc_share.supports_webrtc(hass, "camera.nowhere")
 
 
 async def test_revoke_survives_camera_removed(
     hass: HomeAssistant,
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     viewers: Callable[..., Viewer],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -703,15 +710,17 @@ async def test_revoke_survives_camera_removed(
     viewer = viewers(share.path)
     await viewer.start()
     with patch.object(
-        whep, "get_camera_from_entity_id", side_effect=HomeAssistantError("gone")
+        webrtc_share,
+        "get_camera_from_entity_id",
+        side_effect=HomeAssistantError("gone"),
     ):
-        await whep.async_revoke(hass, share)
+        await webrtc_share.async_revoke(hass, share)
     assert not share.sessions
     assert "Closing a WebRTC session" in caplog.text
 
 
 async def test_camera_candidates_by_mid_and_end_of_candidates(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
 ) -> None:
     """Candidates by sdp_mid or without index go in; end-of-candidates ends the wait."""
     answer = (
@@ -737,7 +746,7 @@ async def test_camera_candidates_by_mid_and_end_of_candidates(
         send(WebRTCCandidate(RTCIceCandidateInit("")))
 
     with (
-        patch.object(whep_views, "CANDIDATE_WAIT_S", 30),
+        patch.object(webrtc_view, "CANDIDATE_WAIT_S", 30),
         patch.object(camera, "async_handle_async_webrtc_offer", handle),
     ):
         response = await _post(http, share.path, OFFER.encode(), SDP_TYPE)
@@ -748,7 +757,7 @@ async def test_camera_candidates_by_mid_and_end_of_candidates(
 
 
 async def test_offer_without_bundle_keeps_its_sections(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
 ) -> None:
     """Without BUNDLE, a removed section's candidates stay removed."""
     offer = OFFER.replace("a=group:BUNDLE 0 1\r\n", "")
@@ -760,7 +769,7 @@ async def test_offer_without_bundle_keeps_its_sections(
 
 async def test_probe_webrtc_reports_first_frame(
     hass: HomeAssistant,
-    share: whep.WhepShare,
+    share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
     capsys: pytest.CaptureFixture[str],
@@ -783,7 +792,7 @@ async def test_probe_webrtc_refused(
     hass: HomeAssistant, http: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An unknown token: the probe says so and fails."""
-    url = str(http.make_url(f"{whep.URL_PREFIX}/{'x' * 43}"))
+    url = str(http.make_url(f"{tokens.WEBRTC.prefix}/{'x' * 43}"))
     status = await hass.async_add_executor_job(
         cli.main, ["probe-webrtc", "--url", url, "--seconds", "0"]
     )
@@ -792,18 +801,17 @@ async def test_probe_webrtc_refused(
 
 
 def test_every_whep_error_documented() -> None:
-    """Each WhepError status and code of whep_views.py is in docs/openapi.yaml."""
+    """Each error status and code of the WHEP endpoint is in docs/openapi.yaml."""
     root = Path(__file__).parent.parent
     spec = yaml.safe_load((root / "docs" / "openapi.yaml").read_text("utf-8"))
-    source = (root / "custom_components" / "rtcc_share" / "whep_views.py").read_text(
-        "utf-8"
-    )
+    live = root / "custom_components" / "rtcc_share" / "live"
     emitted = {
         (HTTPStatus[call.args[0].attr].value, call.args[1].value)
-        for call in ast.walk(ast.parse(source))
+        for name in ("webrtc_view.py", "http.py")
+        for call in ast.walk(ast.parse((live / name).read_text("utf-8")))
         if isinstance(call, ast.Call)
         and isinstance(call.func, ast.Name)
-        and call.func.id == "WhepError"
+        and call.func.id == "LiveHttpError"
         and len(call.args) >= 2
         and isinstance(call.args[0], ast.Attribute)
         and isinstance(call.args[1], ast.Constant)
@@ -849,7 +857,10 @@ async def chromium_page() -> AsyncGenerator[Any]:
 
 
 async def test_chromium_on_another_origin_plays_and_reads_location(
-    share: whep.WhepShare, http: Any, camera: RingLikeCamera, chromium_page: Any
+    share: webrtc_share.WebRtcShare,
+    http: Any,
+    camera: RingLikeCamera,
+    chromium_page: Any,
 ) -> None:
     """A browser: CORS preflights pass, Location is readable, frames decode."""
     url = str(http.make_url(share.path))
@@ -865,7 +876,10 @@ async def test_chromium_on_another_origin_plays_and_reads_location(
 
 
 async def test_revoke_while_offer_is_read_opens_no_camera_session(
-    hass: HomeAssistant, share: whep.WhepShare, http: Any, camera: RingLikeCamera
+    hass: HomeAssistant,
+    share: webrtc_share.WebRtcShare,
+    http: Any,
+    camera: RingLikeCamera,
 ) -> None:
     """An offer whose body arrives after the share ended gets 404, camera untouched."""
     arrived = asyncio.Event()
@@ -877,14 +891,14 @@ async def test_revoke_while_offer_is_read_opens_no_camera_session(
 
     post = asyncio.create_task(_post(http, share.path, slow_body(), SDP_TYPE))  # type: ignore[arg-type]
     await asyncio.sleep(0.2)
-    await whep.async_revoke(hass, share)
+    await webrtc_share.async_revoke(hass, share)
     arrived.set()
     assert (await post).status == 404
     assert not camera.peers.offers
 
 
 async def test_stopping_home_answers_503(
-    hass: HomeAssistant, share: whep.WhepShare, http: Any
+    hass: HomeAssistant, share: webrtc_share.WebRtcShare, http: Any
 ) -> None:
     """While Home Assistant stops, no new session."""
     hass.set_state(CoreState.stopping)

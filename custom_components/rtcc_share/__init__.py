@@ -6,7 +6,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from . import stream_share, webhook, whep_views
+from . import webhook
 from .activation import Activations
 from .audit import AuditLog, AuditUnavailableError
 from .const import (
@@ -18,10 +18,11 @@ from .const import (
 )
 from .data import RtccShareConfigEntry, RtccShareData
 from .history import ShareHistory
+from .live import hls_view, tokens, webrtc_view
 from .models import AuditEvent
-from .notify import Notifier
+from .notifier import Notifier
 from .rejections import Rejections
-from .repairs import Repairs
+from .repair_issues import Repairs
 from .services import async_setup_services
 from .session import ShareSession
 from .signature import SeenIdStore, Verifier
@@ -42,8 +43,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions and the share views once."""
     async_setup_services(hass)
-    stream_share.async_setup_view(hass)
-    whep_views.async_setup_view(hass)
+    tokens.async_setup(hass)
+    hls_view.async_setup_view(hass)
+    webrtc_view.async_setup_view(hass)
     return True
 
 

@@ -17,7 +17,6 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.util import dt as dt_util
 
-from . import stream_share, whep
 from .audit import AuditUnavailableError
 from .const import (
     CONF_ALLOW_HTTP_STREAM_URL,
@@ -30,6 +29,7 @@ from .const import (
     STREAM_WEBRTC,
 )
 from .history import HistoryItem
+from .live import hls_share, webrtc_share
 from .models import (
     ActivationEnd,
     ActivationRequest,
@@ -46,7 +46,7 @@ from .models import (
 )
 from .policy import decide, limits_from_options
 from .rejections import Rejections
-from .repairs import Repairs
+from .repair_issues import Repairs
 from .session import LiveShare, ShareSession
 
 _LOGGER = logging.getLogger(__name__)
@@ -158,17 +158,17 @@ class Activations:
             )
         if (base_url := self.external_base_url()) is None:
             return await self.async_refuse(RefusalReason.NO_EXTERNAL_URL, request)
-        stream: stream_share.ShareStream | None = None
+        stream: hls_share.HlsShare | None = None
         if source is not None and STREAM_HLS in kinds:
             try:
-                stream = await stream_share.async_prepare(
+                stream = await hls_share.async_prepare(
                     self._hass,
                     session.camera_entity_id,
                     source,
                     share_audio=bool(session.options[CONF_SHARE_AUDIO]),
                     duration_s=decision.duration_s,
                 )
-            except stream_share.AudioNotRemovableError:
+            except hls_share.AudioNotRemovableError:
                 return await self.async_refuse(
                     RefusalReason.CAMERA_UNAVAILABLE, request, detail=AUDIO_DETAIL
                 )
@@ -195,7 +195,7 @@ class Activations:
             )
         except AuditUnavailableError:
             if stream is not None:
-                await stream_share.async_revoke(self._hass, stream)
+                await hls_share.async_revoke(self._hass, stream)
             return await self.async_refuse(RefusalReason.AUDIT_LOG_UNAVAILABLE, request)
         item = HistoryItem(
             activation_id=request.activation_id, started=now, expires=expires
@@ -240,7 +240,9 @@ class Activations:
                 (STREAM_HLS, source is not None),
                 (
                     STREAM_WEBRTC,
-                    whep.supports_webrtc(self._hass, self._session.camera_entity_id),
+                    webrtc_share.supports_webrtc(
+                        self._hass, self._session.camera_entity_id
+                    ),
                 ),
             )
             if available
@@ -248,27 +250,27 @@ class Activations:
         return frozenset(offered) & frozenset(self._session.options[CONF_STREAM_KINDS])
 
     async def _async_open(
-        self, stream: stream_share.ShareStream | None, webrtc: bool
-    ) -> whep.WhepShare | None:
+        self, stream: hls_share.HlsShare | None, webrtc: bool
+    ) -> webrtc_share.WebRtcShare | None:
         """Start the HLS stream and open the WHEP endpoint the grant names."""
         if stream is not None:
-            await stream_share.async_start(self._hass, stream)
+            await hls_share.async_start(self._hass, stream)
         if not webrtc:
             return None
         try:
-            return await whep.async_start(
+            return await webrtc_share.async_start(
                 self._hass,
                 self._session.camera_entity_id,
                 share_audio=bool(self._session.options[CONF_SHARE_AUDIO]),
                 # Validated by the options flow; only what the resident listed.
                 ice_servers=[
-                    whep.parse_ice_server(text)
+                    webrtc_share.parse_ice_server(text)
                     for text in self._session.options[CONF_ICE_SERVERS]
                 ],
             )
         except Exception:
             if stream is not None:
-                await stream_share.async_revoke(self._hass, stream)
+                await hls_share.async_revoke(self._hass, stream)
             raise
 
     async def _async_source(self) -> str | None:

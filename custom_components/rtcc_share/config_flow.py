@@ -30,7 +30,6 @@ from homeassistant.helpers.selector import (
 )
 import probatio
 
-from . import whep
 from .const import (
     CONF_AGENCY_NAME,
     CONF_ALLOW_HTTP_STREAM_URL,
@@ -55,6 +54,7 @@ from .const import (
     STREAM_KINDS,
     STREAM_WEBRTC,
 )
+from .live import webrtc_share
 from .signature import InvalidKeyError, check_new_key, generate_secret
 
 CONF_KEY_MODE = "key_mode"
@@ -117,7 +117,7 @@ async def _async_camera_kinds(hass: HomeAssistant, entity_id: str) -> list[str]:
         kind
         for kind, offered in (
             (STREAM_HLS, bool(source)),
-            (STREAM_WEBRTC, whep.supports_webrtc(hass, entity_id)),
+            (STREAM_WEBRTC, webrtc_share.supports_webrtc(hass, entity_id)),
         )
         if offered
     ]
@@ -345,7 +345,7 @@ def _validate_options(user_input: Mapping[str, Any], errors: dict[str, str]) -> 
         errors[CONF_STREAM_KINDS] = "no_stream_kind"
     try:
         for text in user_input.get(CONF_ICE_SERVERS, []):
-            whep.parse_ice_server(text)
+            webrtc_share.parse_ice_server(text)
     except ValueError:
         errors[CONF_ICE_SERVERS] = "invalid_ice_server"
 

@@ -27,7 +27,6 @@ from homeassistant.helpers.event import (
 )
 from homeassistant.util import dt as dt_util
 
-from . import stream_share, whep
 from .audit import AuditLog, AuditUnavailableError
 from .const import (
     CONF_AGENCY_NAME,
@@ -42,6 +41,8 @@ from .const import (
     stop_action,
 )
 from .history import HistoryItem, ShareHistory, StoredConsent
+from .live.hls_share import HlsShare
+from .live.webrtc_share import WebRtcShare
 from .models import (
     ActivationRequest,
     AuditEvent,
@@ -61,16 +62,19 @@ class LiveShare:
     request: ActivationRequest
     grant: Grant
     # The views the city was given: HLS, WebRTC (WHEP), or both.
-    stream: stream_share.ShareStream | None
-    webrtc: whep.WhepShare | None
+    stream: HlsShare | None
+    webrtc: WebRtcShare | None
     item: HistoryItem
+
+    @property
+    def views(self) -> list[HlsShare | WebRtcShare]:
+        """Return the views the city was given."""
+        return [view for view in (self.stream, self.webrtc) if view is not None]
 
     @property
     def viewers(self) -> int:
         """Return how many viewers the share has (addresses, WebRTC sessions)."""
-        return (0 if self.stream is None else self.stream.viewer_count) + (
-            0 if self.webrtc is None else self.webrtc.viewers
-        )
+        return sum(view.viewer_count for view in self.views)
 
 
 class ShareSession:
@@ -253,7 +257,7 @@ class ShareSession:
         """Make a started share the live one; the caller holds the lock."""
         self.live = live
         if live.stream is not None:
-            live.stream.on_new_viewer = self.async_changed
+            live.stream.viewers_changed.target = self.async_changed
             live.stream.on_audio_appeared = self._async_audio_appeared
         if live.webrtc is not None:
             live.webrtc.on_viewers_changed = self.async_changed
@@ -274,13 +278,17 @@ class ShareSession:
         if self._expiry_unsub:
             self._expiry_unsub()
             self._expiry_unsub = None
-        # Access ends first; the record follows.
+        # Access ends first, every URL of every kind at once; the record follows.
+        for view in live.views:
+            view.revoke()
+        # The camera's WebRTC sessions close at once; the HLS worker may take
+        # longer to stop.
+        for view in sorted(live.views, key=lambda view: view is live.stream):
+            await view.async_teardown()
         viewers: dict[str, list[dict[str, Any]]] = {}
         if live.stream is not None:
-            await stream_share.async_revoke(self.hass, live.stream)
             viewers["viewers"] = live.stream.viewer_summary()
         if live.webrtc is not None:
-            await whep.async_revoke(self.hass, live.webrtc)
             viewers["webrtc_sessions"] = live.webrtc.viewer_summary()
         duration = await self.async_close(live.item, reason, **viewers)
         self.async_changed()

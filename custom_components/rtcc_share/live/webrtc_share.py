@@ -6,8 +6,9 @@ Nest's, or a registered WebRTC provider such as go2rtc); the media flows from
 wherever the camera's answer points, straight to the city. Each share has its
 own unguessable token; every URL under it answers 404 once it is revoked.
 
-This module keeps the shares and their viewer sessions; the HTTP endpoint is
-in `whep_views`, the SDP checks and rewrites the contract requires in `whep_sdp`.
+This module keeps the shares and their viewer sessions; the HTTP endpoint
+(WHEP) is in `webrtc_view`, the SDP checks and rewrites the contract requires
+in `webrtc_sdp`.
 """
 
 import asyncio
@@ -24,18 +25,13 @@ from homeassistant.components.camera.helper import get_camera_from_entity_id
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
-from homeassistant.util.hass_dict import HassKey
 from homeassistant.util.ulid import ulid
 from webrtc_models import RTCIceCandidateInit
 
-from .const import DOMAIN
-from .whep_sdp import Plan
+from . import tokens
+from .webrtc_sdp import Plan
 
 _LOGGER = logging.getLogger(__name__)
-
-URL_PREFIX: Final = f"/api/{DOMAIN}/whep"
-
-_SHARES: HassKey[dict[str, WhepShare]] = HassKey(f"{DOMAIN}_whep_shares")
 
 
 @dataclass(slots=True)
@@ -108,13 +104,13 @@ def parse_ice_server(text: str) -> IceServer:
 
 
 @dataclass(slots=True)
-class WhepShare:
+class WebRtcShare:
     """One activation's WHEP endpoint and the log of its viewer sessions."""
 
     hass: HomeAssistant
     camera_entity_id: str
     share_audio: bool
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    token: str = field(default_factory=tokens.WEBRTC.new)
     ice_servers: tuple[IceServer, ...] = ()
     sessions: dict[str, ViewerSession] = field(default_factory=dict)
     closed: list[ViewerSession] = field(default_factory=list)
@@ -125,10 +121,10 @@ class WhepShare:
     @property
     def path(self) -> str:
         """Return the WHEP endpoint's path (no host)."""
-        return f"{URL_PREFIX}/{self.token}"
+        return f"{tokens.WEBRTC.prefix}/{self.token}"
 
     @property
-    def viewers(self) -> int:
+    def viewer_count(self) -> int:
         """Return how many viewer sessions are open."""
         return sum(1 for s in self.sessions.values() if s.opened)
 
@@ -174,10 +170,13 @@ class WhepShare:
             self.changed()
 
     @callback
-    def async_revoke(self) -> None:
-        """Close every session; every URL under the token 404s from now on."""
+    def revoke(self) -> None:
+        """End access at once: every URL under the token answers 404 from now."""
         self.revoked = True
-        self.hass.data[_SHARES].pop(self.token, None)
+        tokens.remove(self.hass, self)
+
+    async def async_teardown(self) -> None:
+        """Close every session at the camera."""
         for session in list(self.sessions.values()):
             self.async_end_session(session, "share_ended")
 
@@ -186,7 +185,7 @@ def _start(session: ViewerSession) -> datetime:
     return session.start
 
 
-def _close_camera_session(share: WhepShare, session: ViewerSession) -> None:
+def _close_camera_session(share: WebRtcShare, session: ViewerSession) -> None:
     try:
         share.camera().close_webrtc_session(session.camera_session_id)
     except Exception as err:  # noqa: BLE001 - a camera's fault must not stop a revoke
@@ -206,37 +205,27 @@ def supports_webrtc(hass: HomeAssistant, camera_entity_id: str) -> bool:
     return StreamType.WEB_RTC in camera.camera_capabilities.frontend_stream_types
 
 
-@callback
-def async_setup_shares(hass: HomeAssistant) -> None:
-    """Start the registry of open shares (once, from the integration's setup)."""
-    hass.data[_SHARES] = {}
-
-
-def get_share(hass: HomeAssistant, token: str) -> WhepShare | None:
-    """Return the open share with this token, if any."""
-    return hass.data[_SHARES].get(token)
-
-
 async def async_start(
     hass: HomeAssistant,
     camera_entity_id: str,
     *,
     share_audio: bool,
     ice_servers: Sequence[IceServer] = (),
-) -> WhepShare:
+) -> WebRtcShare:
     """Open the activation's WHEP endpoint (no camera session until a POST)."""
     if not supports_webrtc(hass, camera_entity_id):
         raise HomeAssistantError(f"{camera_entity_id} cannot stream over WebRTC")
-    share = WhepShare(
+    share = WebRtcShare(
         hass=hass,
         camera_entity_id=camera_entity_id,
         share_audio=share_audio,
         ice_servers=tuple(ice_servers),
     )
-    hass.data[_SHARES][share.token] = share
+    tokens.add(hass, share)
     return share
 
 
-async def async_revoke(hass: HomeAssistant, share: WhepShare) -> None:
+async def async_revoke(hass: HomeAssistant, share: WebRtcShare) -> None:
     """End access at once: the token, then every camera session."""
-    share.async_revoke()
+    share.revoke()
+    await share.async_teardown()

@@ -1,0 +1,102 @@
+"""The HLS share's playlists: answered after one segment, starting players near live."""
+
+import asyncio
+from http import HTTPStatus
+import re
+from typing import Final, cast, override
+
+from aiohttp import web
+from homeassistant.components.stream import HLS_PROVIDER, Stream
+from homeassistant.components.stream.const import FORMAT_CONTENT_TYPE, SOURCE_TIMEOUT
+from homeassistant.components.stream.core import Segment, StreamOutput
+from homeassistant.components.stream.fmp4utils import get_codec_string
+from homeassistant.components.stream.hls import (
+    HlsMasterPlaylistView,
+    HlsPlaylistView,
+    HlsStreamOutput,
+)
+
+from .hls_stream import PART_TARGET_S
+
+# How far behind the newest part a player should stay and start: three part
+# targets, the HLS spec's recommended PART-HOLD-BACK.
+PART_HOLD_BACK_S: Final = 3 * PART_TARGET_S
+
+
+def _newest_complete(track: StreamOutput) -> Segment | None:
+    return next((s for s in reversed(track.get_segments()) if s.complete), None)
+
+
+async def _async_first_segment(stream: Stream) -> Segment | None:
+    """Wait until a complete segment exists; None if the share's output went."""
+    track = stream.add_provider(HLS_PROVIDER)
+    await stream.start()
+    deadline = asyncio.get_running_loop().time() + SOURCE_TIMEOUT
+    while (segment := _newest_complete(track)) is None:
+        if (
+            stream.outputs().get(HLS_PROVIDER) is not track
+            or asyncio.get_running_loop().time() > deadline
+        ):
+            return None
+        # Every part wakes this, the one completing a segment included.
+        await track.part_recv(timeout=track.stream_settings.hls_part_timeout)
+    return segment
+
+
+def _m3u8(body: str) -> web.Response:
+    response = web.Response(
+        body=body.encode(), headers={"Content-Type": FORMAT_CONTENT_TYPE[HLS_PROVIDER]}
+    )
+    response.enable_compression(web.ContentCoding.gzip)
+    return response
+
+
+class ShareMasterPlaylistView(HlsMasterPlaylistView):
+    """HA's master playlist, answered once one segment is complete, not two."""
+
+    @override
+    async def handle(
+        self, request: web.Request, stream: Stream, sequence: str, part_num: str
+    ) -> web.Response:
+        if (segment := await _async_first_segment(stream)) is None:
+            return web.Response(status=HTTPStatus.NOT_FOUND)
+        # As HA computes them, from that segment and its init section.
+        bandwidth = round(segment.data_size_with_init * 8 / segment.duration * 1.2)
+        # HA writes an H.264 level below 1.6 with one hex digit ("avc1.6400a"),
+        # which browsers refuse as an unknown codec.
+        codecs = re.sub(
+            r"\b(avc[1-4]\.[0-9a-f]{4})([0-9a-f])(?=,|$)",
+            r"\g<1>0\2",
+            get_codec_string(segment.init),
+        )
+        return _m3u8(
+            f'#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{codecs}"\n'
+            "playlist.m3u8\n"
+        )
+
+
+class SharePlaylistView(HlsPlaylistView):
+    """HA's media playlist; a plain request is answered after one segment."""
+
+    @classmethod
+    @override
+    def render(cls, track: HlsStreamOutput) -> str:
+        playlist = super().render(track)
+        if not track.stream_settings.ll_hls:  # HA turns it off for HLS sources
+            return playlist
+        # Players start and stay this far behind the newest part.
+        return re.sub(
+            r"PART-HOLD-BACK=[\d.]+(?P<rest>\n#EXT-X-START:TIME-OFFSET=)-[\d.]+",
+            rf"PART-HOLD-BACK={PART_HOLD_BACK_S:.3f}\g<rest>-{PART_HOLD_BACK_S:.3f}",
+            playlist,
+        )
+
+    @override
+    async def handle(
+        self, request: web.Request, stream: Stream, sequence: str, part_num: str
+    ) -> web.Response:
+        if request.query.get("_HLS_msn") or request.query.get("_HLS_part"):
+            return await super().handle(request, stream, sequence, part_num)
+        if await _async_first_segment(stream) is None:
+            return web.Response(status=HTTPStatus.NOT_FOUND)
+        return _m3u8(self.render(cast(HlsStreamOutput, stream.outputs()[HLS_PROVIDER])))
