@@ -18,7 +18,7 @@ from .const import (
 )
 from .data import RtccShareConfigEntry, RtccShareData
 from .history import ShareHistory
-from .live import hls_view, tokens, webrtc_view
+from .live import hls_view, http, tokens, webrtc_view
 from .models import AuditEvent
 from .notifier import Notifier
 from .rejections import Rejections
@@ -44,6 +44,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions and the share views once."""
     async_setup_services(hass)
     tokens.async_setup(hass)
+    http.redact_access_log()
     hls_view.async_setup_view(hass)
     webrtc_view.async_setup_view(hass)
     return True

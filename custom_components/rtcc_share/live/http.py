@@ -4,18 +4,21 @@ The views are reached by the city's players under a share's token, without
 Home Assistant's authentication. Their routes are added without Home
 Assistant's request handler, which logs every path, token included, at debug
 level (the level a resident turns on before filing an issue); they need
-nothing else of it.
+nothing else of it. aiohttp's access log, which Home Assistant's logger
+settings can turn on, names every path too: the token is cut out of it.
 """
 
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
+import logging
+import re
 from typing import Final
 
 from aiohttp import web
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_ALLOW_ALL_CORS, HomeAssistantView
 
-from ..const import MAX_BODY_BYTES
+from ..const import DOMAIN, MAX_BODY_BYTES
 
 METHODS: Final = ("get", "post", "patch", "delete", "options")
 
@@ -24,6 +27,30 @@ CORS: Final = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Location, Link",
 }
+
+
+ACCESS_LOGGER: Final = "aiohttp.access"
+# A live view's path up to its token, and the token.
+_TOKEN_IN_PATH: Final = re.compile(rf"(/api/{DOMAIN}/(?:hls|whep)/)[A-Za-z0-9_-]+")
+
+
+class _TokenRedactor(logging.Filter):
+    """Cuts live views' tokens out of access log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_PATH.sub(r"\1…", record.msg)
+        for key, value in list(vars(record).items()):
+            if key != "msg" and isinstance(value, str) and f"/api/{DOMAIN}/" in value:
+                setattr(record, key, _TOKEN_IN_PATH.sub(r"\1…", value))
+        return True
+
+
+def redact_access_log() -> None:
+    """Keep tokens out of aiohttp's access log (once per Home Assistant run)."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, _TokenRedactor) for f in logger.filters):
+        logger.addFilter(_TokenRedactor())
 
 
 class LiveHttpError(Exception):
