@@ -7,6 +7,7 @@ from unittest.mock import patch
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -59,7 +60,10 @@ async def test_user_flow_with_city_public_key(
     assert len(data[CONF_WEBHOOK_ID]) == 64
     # A pinned city key: messages must name this entry's webhook.
     assert result["options"] == {**DEFAULT_OPTIONS, CONF_REQUIRE_RECIPIENT: True}
-    assert result["result"].unique_id == CAMERA
+    # The camera by its registry id: a rename keeps it the same camera.
+    registry_id = er.async_get(hass).async_get(CAMERA).id
+    assert result["result"].unique_id == registry_id
+    assert data[CONF_CAMERA_ENTITY_ID] == registry_id
     placeholders = result["description_placeholders"]
     assert placeholders["webhook_url"].endswith(f"/api/webhook/{data[CONF_WEBHOOK_ID]}")
     assert placeholders["secret"] == "-"

@@ -27,7 +27,9 @@ from .common import (
 )
 
 NOTIFY_TARGET = "notify.mobile_app_residents_phone"
-# Moments, and the hashes and receipt derived from them, change from run to run.
+# Moments, and the hashes and receipt derived from them, change from run to run;
+# so does the registry id by which the entry stores its camera (the entity id
+# it resolves to is shown as the session's `camera`).
 VOLATILE = props(
     "consent_lapses_at",
     "started_at",
@@ -42,6 +44,7 @@ VOLATILE = props(
     "receipt",
     # The master playlist's size carries the measured bandwidth.
     "bytes",
+    "camera_entity_id",
 )
 STOP = "button.front_door_stop_sharing_now"
 

@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.rtcc_share.config_flow import CONF_KEY_MODE, KEY_MODE_PUBLIC_KEY
 from custom_components.rtcc_share.const import (
     CONF_AGENCY_NAME,
+    CONF_CAMERA_ENTITY_ID,
     CONF_VERIFICATION_KEY,
     DOMAIN,
 )
@@ -165,6 +166,15 @@ async def test_setup_failing_half_way_leaves_nothing_running(
     """A platform that fails to set up: no webhook, no listener, no timer left."""
     for dependency in ("http", "stream", "webhook"):
         assert await async_setup_component(hass, dependency, {})
+    # Migrated already: the migration's own save is not the setup's to undo.
+    hass.config_entries.async_update_entry(
+        config_entry,
+        data={
+            **config_entry.data,
+            CONF_CAMERA_ENTITY_ID: er.async_get(hass).async_get(CAMERA).id,
+        },
+        version=2,
+    )
     listeners_before = dict(hass.bus.async_listeners())
     with patch.object(
         hass.config_entries,

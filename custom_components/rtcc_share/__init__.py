@@ -1,9 +1,10 @@
 """Share a doorbell camera with a city's Real Time Crime Center, on the resident's terms."""
 
 from homeassistant.const import EVENT_CORE_CONFIG_UPDATE, Platform
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.helper_integration import async_handle_source_entity_changes
 from homeassistant.helpers.typing import ConfigType
 
 from . import webhook
@@ -26,6 +27,7 @@ from .repair_issues import Repairs
 from .services import async_setup_services
 from .session import ShareSession
 from .signature import SeenIdStore, Verifier
+from .source_camera import camera_entity_id, camera_to_store
 from .texts import async_texts
 
 PLATFORMS: list[Platform] = [
@@ -52,7 +54,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> bool:
     """Set up one shared camera; a setup that fails half way undoes what it began."""
-    camera = entry.data[CONF_CAMERA_ENTITY_ID]
+    camera = camera_entity_id(hass, entry.data[CONF_CAMERA_ENTITY_ID])
     repairs = Repairs(hass, entry.entry_id, camera)
     entry.async_on_unload(repairs.async_clear)
     audit = AuditLog.for_entry(hass, entry.entry_id)
@@ -114,6 +116,45 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
         hass.bus.async_listen(EVENT_CORE_CONFIG_UPDATE, _core_config_updated)
     )
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    entry.async_on_unload(_async_follow_camera(hass, entry))
+    return True
+
+
+@callback
+def _async_follow_camera(
+    hass: HomeAssistant, entry: RtccShareConfigEntry
+) -> CALLBACK_TYPE:
+    """Reload with the camera's new entity id when the resident renames it."""
+
+    @callback
+    def _stored_entity_id_changed(entity_id: str) -> None:
+        hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_CAMERA_ENTITY_ID: entity_id}
+        )
+
+    return async_handle_source_entity_changes(
+        hass,
+        helper_config_entry_id=entry.entry_id,
+        set_source_entity_id_or_uuid=_stored_entity_id_changed,
+        # The entities belong to their own device, not the camera's.
+        source_device_id=None,
+        source_entity_id_or_uuid=entry.data[CONF_CAMERA_ENTITY_ID],
+    )
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> bool:
+    """Version 1 stored the camera's entity id; 2 stores its registry id."""
+    if entry.version > 2:
+        # A newer release wrote this entry: do not guess.
+        return False
+    if entry.version == 1:
+        camera = camera_to_store(hass, entry.data[CONF_CAMERA_ENTITY_ID])
+        hass.config_entries.async_update_entry(
+            entry,
+            data={**entry.data, CONF_CAMERA_ENTITY_ID: camera},
+            unique_id=camera,
+            version=2,
+        )
     return True
 
 
@@ -170,5 +211,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -
     """Delete the entry's stored state and issues; the audit log stays with the resident."""
     await SeenIdStore(hass, entry.entry_id).async_remove()
     await ShareHistory(hass, entry.entry_id).async_remove()
-    Repairs(hass, entry.entry_id, entry.data[CONF_CAMERA_ENTITY_ID]).async_clear()
+    Repairs(
+        hass, entry.entry_id, camera_entity_id(hass, entry.data[CONF_CAMERA_ENTITY_ID])
+    ).async_clear()
     AuditLog.forget(hass, entry.entry_id)

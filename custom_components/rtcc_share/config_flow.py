@@ -56,6 +56,7 @@ from .const import (
 )
 from .live import webrtc_share
 from .signature import InvalidKeyError, check_new_key, generate_secret
+from .source_camera import camera_to_store
 
 CONF_KEY_MODE = "key_mode"
 KEY_MODE_GENERATE = "generate"
@@ -159,11 +160,13 @@ def _hand_over_placeholders(
 class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add one camera to share with a city's Real Time Crime Center."""
 
-    VERSION = 1
+    # 2: the camera is stored by its entity registry id.
+    VERSION = 2
 
     def __init__(self) -> None:
         """Start with nothing chosen."""
         self._data: dict[str, Any] = {}
+        self._camera = ""
 
     @staticmethod
     @callback
@@ -178,15 +181,22 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             camera = user_input[CONF_CAMERA_ENTITY_ID]
-            await self.async_set_unique_id(camera)
+            # The same camera, however it is renamed, is added only once.
+            await self.async_set_unique_id(camera_to_store(self.hass, camera))
             self._abort_if_unique_id_configured()
+            # An entry not yet migrated from storing the entity id.
+            self._async_abort_entries_match({CONF_CAMERA_ENTITY_ID: camera})
             agency = _validate_agency(user_input, errors)
             if not errors and (
                 error := await _async_validate_camera(self.hass, camera)
             ):
                 errors[CONF_CAMERA_ENTITY_ID] = error
             if not errors:
-                self._data = {CONF_CAMERA_ENTITY_ID: camera, CONF_AGENCY_NAME: agency}
+                self._camera = camera
+                self._data = {
+                    CONF_CAMERA_ENTITY_ID: camera_to_store(self.hass, camera),
+                    CONF_AGENCY_NAME: agency,
+                }
                 return await self.async_step_key()
         schema = probatio.Schema(
             {
@@ -209,7 +219,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None and (key := _validate_key(user_input, errors)):
             webhook_id = webhook.async_generate_id()
-            camera = self._data[CONF_CAMERA_ENTITY_ID]
+            camera = self._camera
             # HLS where the camera has a stream source; WebRTC only for a
             # camera that offers nothing else (a Ring doorbell).
             kinds = [STREAM_HLS]
@@ -229,11 +239,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                 options={
                     **DEFAULT_OPTIONS,
                     CONF_REQUIRE_RECIPIENT: key.startswith(PUBLIC_KEY_PREFIX),
-                    # HLS where the camera has a stream source; WebRTC only for a
-                    # camera that offers nothing else (a Ring doorbell).
-                    CONF_STREAM_KINDS: (await _async_camera_kinds(self.hass, camera))[
-                        :1
-                    ],
+                    CONF_STREAM_KINDS: kinds,
                 },
                 description=(
                     None if _webhook_url(self.hass, webhook_id) else "webhook_path_only"

@@ -42,6 +42,8 @@ async def async_get_config_entry_diagnostics(
             {"data": dict(entry.data), "options": dict(entry.options)}, TO_REDACT
         ),
         "session": {
+            # The entry stores the camera's registry id.
+            "camera": session.camera_entity_id,
             "consent_on": session.consent_on,
             "consent_lapses_at": session.consent_lapses_at,
             "live": async_redact_data(

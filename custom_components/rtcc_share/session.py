@@ -51,6 +51,7 @@ from .models import (
     Grant,
     contract_time,
 )
+from .source_camera import camera_entity_id
 
 MOBILE_ACTION_EVENT: Final = "mobile_app_notification_action"
 
@@ -153,7 +154,7 @@ class ShareSession:
     @property
     def camera_entity_id(self) -> str:
         """Return the shared camera's entity id."""
-        return str(self.data[CONF_CAMERA_ENTITY_ID])
+        return camera_entity_id(self.hass, str(self.data[CONF_CAMERA_ENTITY_ID]))
 
     @property
     def camera_name(self) -> str:
