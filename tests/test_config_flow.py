@@ -16,10 +16,12 @@ from custom_components.rtcc_share.const import (
     CONF_ALLOWED_INCIDENT_TYPES,
     CONF_CAMERA_ENTITY_ID,
     CONF_ICE_SERVERS,
+    CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
     CONF_REQUIRE_RECIPIENT,
     CONF_STREAM_KINDS,
+    CONF_TURN_SECRET,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     DEFAULT_OPTIONS,
@@ -440,3 +442,87 @@ async def test_options_refuse_an_ice_server_that_is_not_stun_or_turn(
         result["flow_id"], user_input
     )
     assert result["errors"] == {CONF_ICE_SERVERS: "invalid_ice_server"}
+
+
+async def _options(hass: HomeAssistant, entry: MockConfigEntry, **changes: Any) -> Any:
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {**DEFAULT_OPTIONS, **changes}
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        # A second server named in the same header, a quote, a cut-off URL.
+        (
+            'stun:a.example.org>; rel="ice-server", <turn:evil.example.org',
+            "invalid_ice_server",
+        ),
+        ("stun:a.example.org>,<turn:evil.example.org", "invalid_ice_server"),
+        ('stun:a"b.example.org', "invalid_ice_server"),
+        ("stun:a.example.org;x", "invalid_ice_server"),
+        ("turn:t.example.org?transport=sctp", "invalid_ice_server"),
+        ("turn:[fe80::1%eth0]:3478", "invalid_ice_server"),
+        ("stun:s.example.org city s3cret", "invalid_ice_server"),
+        ("turn:t.example.org city pässword", "invalid_ice_credential"),
+        ("turn:t.example.org city pass\x1bword", "invalid_ice_credential"),
+    ],
+)
+async def test_options_refuse_ice_servers_a_header_cannot_carry(
+    hass: HomeAssistant, integration: MockConfigEntry, line: str, error: str
+) -> None:
+    """Only RFC 7064/7065 URLs and printable-ASCII credentials are accepted."""
+    result = await _options(
+        hass,
+        integration,
+        **{CONF_ICE_SERVERS: [line], CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: True},
+    )
+    assert result["errors"] == {CONF_ICE_SERVERS: error}
+
+
+async def test_options_refuse_a_fixed_turn_password_unless_accepted(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """A fixed TURN password would be the city's for good: refused by default."""
+    line = 'turn:t.example.org:3478 city s3"cret'
+    result = await _options(hass, integration, **{CONF_ICE_SERVERS: [line]})
+    assert result["errors"] == {CONF_ICE_SERVERS: "ice_static_credentials_not_accepted"}
+    result = await _options(
+        hass,
+        integration,
+        **{CONF_ICE_SERVERS: [line], CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: True},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_ICE_SERVERS] == [line]
+    assert integration.options[CONF_ICE_STATIC_CREDENTIALS_ACCEPTED] is True
+
+
+async def test_options_turn_servers_without_a_password_use_the_turn_secret(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """A TURN URL alone needs a secret long enough not to be guessed."""
+    turn = {CONF_ICE_SERVERS: ["turn:t.example.org:3478?transport=udp"]}
+    result = await _options(hass, integration, **turn)
+    assert result["errors"] == {CONF_TURN_SECRET: "turn_secret_required"}
+    result = await _options(hass, integration, **turn, **{CONF_TURN_SECRET: "x" * 31})
+    assert result["errors"] == {CONF_TURN_SECRET: "weak_turn_secret"}
+    result = await _options(hass, integration, **{CONF_TURN_SECRET: "short"})
+    assert result["errors"] == {CONF_TURN_SECRET: "weak_turn_secret"}
+    secret = "x" * 32
+    result = await _options(hass, integration, **turn, **{CONF_TURN_SECRET: secret})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_TURN_SECRET] == secret
+    assert integration.options[CONF_ICE_STATIC_CREDENTIALS_ACCEPTED] is False
+
+
+async def test_options_offer_the_turn_secret_as_a_password(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """The secret is typed into a password field; accepting fixed ones is off."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    schema = result["data_schema"].schema
+    [secret] = [key for key in schema if key == CONF_TURN_SECRET]
+    assert schema[secret].config["type"] == "password"
+    [accepted] = [key for key in schema if key == CONF_ICE_STATIC_CREDENTIALS_ACCEPTED]
+    assert accepted.description == {"suggested_value": False}

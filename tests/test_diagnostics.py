@@ -14,7 +14,13 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
-from custom_components.rtcc_share.const import CONF_NOTIFY_TARGETS, DEFAULT_OPTIONS
+from custom_components.rtcc_share.const import (
+    CONF_ICE_SERVERS,
+    CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
+    CONF_NOTIFY_TARGETS,
+    CONF_TURN_SECRET,
+    DEFAULT_OPTIONS,
+)
 
 from .common import (
     EXTERNAL_URL,
@@ -27,6 +33,7 @@ from .common import (
 )
 
 NOTIFY_TARGET = "notify.mobile_app_residents_phone"
+TURN_SECRET = "turn-secret-0123456789abcdefghijk"
 # Moments, and the hashes and receipt derived from them, change from run to run;
 # so does the registry id by which the entry stores its camera (the entity id
 # it resolves to is shown as the session's `camera`).
@@ -136,3 +143,30 @@ async def test_diagnostics_redact_viewers_and_notify_targets(
     records = await integration.runtime_data.audit.async_export(None, None)
     [ended] = [r for r in records if r["event"] == "share_ended"]
     assert ended["viewers"][0]["address"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [
+        {
+            **DEFAULT_OPTIONS,
+            CONF_ICE_SERVERS: ["turn:turn.example.org:3478 city fixed-turn-password"],
+            CONF_TURN_SECRET: TURN_SECRET,
+            CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: True,
+        }
+    ],
+)
+async def test_diagnostics_redact_turn_credentials(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    integration: MockConfigEntry,
+) -> None:
+    """The TURN shared secret and a fixed TURN password never show."""
+    assert await async_setup_component(hass, "diagnostics", {})
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, integration)
+    text = json.dumps(diagnostics)
+    assert TURN_SECRET not in text
+    assert "fixed-turn-password" not in text
+    options = diagnostics["entry"]["options"]
+    assert options[CONF_TURN_SECRET] == options[CONF_ICE_SERVERS] == "**REDACTED**"
+    assert options[CONF_ICE_STATIC_CREDENTIALS_ACCEPTED] is True

@@ -127,3 +127,24 @@ async def test_describe_event_without_camera(hass: HomeAssistant) -> None:
     row = _describe(hass, EVENT_REFUSED, data)
     assert row["message"] == "refused a request from Jackson PD RTCC: consent is off"
     assert "entity_id" not in row
+
+
+@pytest.mark.usefixtures("logbook")
+async def test_describe_event_shows_hidden_characters(hass: HomeAssistant) -> None:
+    """Events recorded with raw city text still read as what they say.
+
+    The right-to-left override would show the id reversed; the line break and
+    the isolate would make the rest read as the integration's own words.
+    """
+    data = {
+        **BASE,
+        **INCIDENT,
+        "incident_id": "CAD-\u202e332811-02\u2066\n: consent is off\u2069",
+        "reason": "outside_area",
+    }
+    row = _describe(hass, EVENT_REFUSED, data)
+    assert row["message"] == (
+        "refused a request from Jackson PD RTCC for incident shots fired"
+        " (CAD-\ufffd332811-02\ufffd: consent is off\ufffd):"
+        " the incident is outside the sharing area"
+    )

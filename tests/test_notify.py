@@ -1,7 +1,10 @@
 """What the resident is told: in their language, with the city's values neutralised."""
 
+from collections.abc import Mapping
 import re
+import sys
 from typing import Any
+import unicodedata
 
 from homeassistant.components import persistent_notification
 from homeassistant.components.logbook.models import async_event_to_row
@@ -21,13 +24,29 @@ from custom_components.rtcc_share.const import (
     EVENT_GRANTED,
     EVENT_REFUSED,
 )
-from custom_components.rtcc_share.texts import markdown_escape, plain
+from custom_components.rtcc_share.texts import markdown_escape, plain, visible
 
 from .common import City, requested
 from .conftest import WEBHOOK_ID, SourceCamera
 
 # What a hostile city could put into the ids it sends.
 HOSTILE_ID = "[click](https://evil.example/) ![px](https://t.example/p.png) **x** <img>"
+# Ids that read differently from what they are: an override reverses the rest
+# ("CAD-20-118233" shown as "332811-02-DAC"), isolates and marks reorder, zero
+# widths hide, a line break and C1's NEL start a line of the city's own.
+BIDI_INCIDENT_ID = "CAD-\u202e332811-02\u202c-\u2066x\u2069\u200b\u061c1"
+BIDI_OPERATOR_ID = "op-17\u200f\u200e\n\x85Sharing stopped by the resident\u2028"
+# Unicode's general categories of characters that are never seen as themselves.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _hidden(text: str) -> set[str]:
+    return {c for c in text if unicodedata.category(c) in HIDDEN_CATEGORIES}
+
+
+def _values(data: Mapping[str, Any]) -> str:
+    """The text values as they are (a repr would escape what is searched for)."""
+    return " ".join(str(value) for value in data.values())
 
 
 def _entity_id(hass: HomeAssistant, platform: str, key: str) -> str:
@@ -158,6 +177,97 @@ def test_markdown_escape_and_plain() -> None:
     """Both neutralisers leave ordinary ids alone and break every construct."""
     assert plain("CAD-20-118233") == "CAD-20-118233"
     assert plain("op_17") == "op_17"
-    assert plain("a\nb\x00c") == "a b c"
+    assert plain("a\nb\x00c") == "a\ufffdb\ufffdc"
     assert markdown_escape("shots_fired") == r"shots\_fired"
     assert markdown_escape("[a](b)") == r"\[a\]\(b\)"
+
+
+@pytest.mark.parametrize(
+    "char",
+    [
+        *"\u202a\u202b\u202c\u202d\u202e",  # embeddings, overrides, pop
+        *"\u2066\u2067\u2068\u2069",  # isolates
+        *"\u200e\u200f\u061c",  # marks
+        *"\u200b\u200c\u200d\u2060\ufeff\u00ad",  # zero widths, soft hyphen
+        *"\x00\x07\x08\t\n\r\x1b\x7f",  # C0 and DEL
+        *"\x80\x85\x9b\x9f",  # C1: NEL, CSI
+        *"\u2028\u2029",  # line and paragraph separators
+        "\U000e0041",  # a tag
+        *"\u3164\u115f\ufe0f\u034f\ufff9",  # invisible letters, marks, anchor
+    ],
+    ids=lambda char: f"U+{ord(char):04X}",
+)
+def test_hidden_characters_are_shown_not_obeyed(char: str) -> None:
+    """Each control, bidi, invisible or line-breaking character becomes one �."""
+    assert visible(f"a{char}b") == "a\ufffdb"
+    assert visible(f"a{char * 3}{char}b") == "a\ufffdb"
+    assert plain(f"a{char}b") == "a\ufffdb"
+    assert markdown_escape(f"a{char}b") == "a\ufffdb"
+
+
+def test_visible_leaves_every_letter_and_shows_every_hidden_character() -> None:
+    """All of Unicode: hidden categories become �; ordinary scripts stay as sent."""
+    hidden = "".join(
+        chr(code)
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)) in HIDDEN_CATEGORIES
+    )
+    assert visible(f"x{hidden}y") == "x\ufffdy"
+    for text in ("CAD-20-118233", "Ñandú", "שלום", "مرحبا", "警察", "😀 ok", "a b"):
+        assert visible(text) == text
+    assert visible(None) == "None"
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{**DEFAULT_OPTIONS, CONF_NOTIFY_TARGETS: ["notify.phone"]}]
+)
+async def test_bidi_controls_never_reach_the_resident(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+) -> None:
+    """Notification, phone, logbook, entities and bus show �; the audit log, the bytes."""
+    hass.config.components.add("recorder")
+    assert await async_setup_component(hass, "logbook", {})
+    calls: list[ServiceCall] = []
+    hass.services.async_register("notify", "phone", calls.append)
+    granted: list[Event] = []
+    hass.bus.async_listen(EVENT_GRANTED, granted.append)
+    incident = {**requested()["incident"], "id": BIDI_INCIDENT_ID}
+    await _grant(
+        hass,
+        await hass_client_no_auth(),
+        city,
+        incident=incident,
+        operator={"id": BIDI_OPERATOR_ID, "name": "op\u202e"},
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    [call] = calls
+    event_state = hass.states.get(_entity_id(hass, "event", "activation"))
+    live_state = hass.states.get(_entity_id(hass, "binary_sensor", "live_share"))
+    assert event_state is not None
+    assert live_state is not None
+    shown = {
+        "notification": _notification(hass)["message"],
+        "phone": call.data["message"],
+        "logbook": _logbook(hass, EVENT_GRANTED, granted[0].data),
+        "bus event": _values(granted[0].data),
+        "event entity": _values(event_state.attributes),
+        "live share sensor": _values(live_state.attributes),
+    }
+    incident, operator = visible(BIDI_INCIDENT_ID), visible(BIDI_OPERATOR_ID)
+    assert incident == "CAD-\ufffd332811-02\ufffd-\ufffdx\ufffd1"
+    assert operator == "op-17\ufffdSharing stopped by the resident\ufffd"
+    for where, text in shown.items():
+        assert not _hidden(text), where
+        assert incident in text or where == "live share sensor", where
+        assert operator in text or where == "logbook", where
+    # The audit log keeps exactly what the city sent.
+    [record] = [
+        record
+        for record in await integration.runtime_data.audit.async_tail(10)
+        if record["event"] == "activation_granted"
+    ]
+    assert record["incident_id"] == BIDI_INCIDENT_ID
+    assert record["operator_id"] == BIDI_OPERATOR_ID

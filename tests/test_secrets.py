@@ -11,7 +11,10 @@ integration's loggers at DEBUG, then searches everything it produced for:
 - the webhook ids;
 - the stream tokens and full stream URLs handed to the city, HLS and WebRTC
   (allowed only in the grant answers that carry them to the city);
-- (a separate test) a real WHEP exchange's session id and ICE passwords;
+- the TURN shared secret set in the options;
+- (a separate test) a real WHEP exchange's session id and ICE passwords, the
+  TURN secret and the credentials derived from it, and a fixed TURN password
+  stored before the resident had to accept handing it out;
 - (a separate test) the source camera's URL with its credentials.
 
 Logs are checked for the integration's loggers (`custom_components.rtcc_share*`)
@@ -28,7 +31,7 @@ import asyncio
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 import json
 import logging
 from pathlib import Path
@@ -66,9 +69,11 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.rtcc_share.const import (
     CONF_AGENCY_NAME,
     CONF_CAMERA_ENTITY_ID,
+    CONF_ICE_SERVERS,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
     CONF_STREAM_KINDS,
+    CONF_TURN_SECRET,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     DEFAULT_OPTIONS,
@@ -76,6 +81,7 @@ from custom_components.rtcc_share.const import (
     STREAM_HLS,
     STREAM_WEBRTC,
 )
+from custom_components.rtcc_share.live.ice import turn_credentials
 from tools.city.webrtc import Viewer
 
 from .common import (
@@ -96,6 +102,8 @@ URL = "/api/webhook/{}"
 CONSENT = "switch.{}_consent_to_share"
 WATCHED_LOGGERS = ("custom_components.rtcc_share", "homeassistant.components.stream")
 RTSP_URL = "rtsp://admin:hunter2@127.0.0.1:9/stream"
+TURN_SECRET = "turn-secret-0123456789abcdefghijk"
+OLD_TURN_PASSWORD = "old-fixed-turn-password"
 CITY_PRIVATE_RAW = CITY_PRIVATE_KEY.private_bytes(
     Encoding.Raw, PrivateFormat.Raw, NoEncryption()
 )
@@ -398,6 +406,7 @@ async def test_no_secret_leaks_anywhere(
     secrets.add("city private key", CITY_SECRET_KEY)
     secrets.add("city private key, base64 part", CITY_SECRET_KEY.removeprefix("whsk_"))
     secrets.add("webhook id", WEBHOOK_ID)
+    secrets.add("turn secret", TURN_SECRET)
 
     # The config flow, both key modes, and the options flow.
     back_door = await _flow(hass, "camera.back_door", {"key_mode": "generate"})
@@ -411,7 +420,12 @@ async def test_no_secret_leaks_anywhere(
     secrets.add("generated secret", back_door.data[CONF_VERIFICATION_KEY])
     result = await hass.config_entries.options.async_init(integration.entry_id)
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**integration.options, CONF_MAX_DISTANCE_M: 450}
+        result["flow_id"],
+        {
+            **integration.options,
+            CONF_MAX_DISTANCE_M: 450,
+            CONF_TURN_SECRET: TURN_SECRET,
+        },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
@@ -579,6 +593,11 @@ async def test_camera_url_never_leaks(
             **DEFAULT_OPTIONS,
             CONF_NOTIFY_TARGETS: ["notify.mobile_app_phone"],
             CONF_STREAM_KINDS: [STREAM_HLS, STREAM_WEBRTC],
+            CONF_ICE_SERVERS: [
+                "turn:turn.example.org:3478",
+                f"turn:old.example.org:3478 city {OLD_TURN_PASSWORD}",
+            ],
+            CONF_TURN_SECRET: TURN_SECRET,
         }
     ],
 )
@@ -593,13 +612,19 @@ async def test_webrtc_secrets_never_leak(
     hass_storage: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A WebRTC grant and a real WHEP exchange: URL, token, ICE passwords stay out."""
+    """A WebRTC grant and a real WHEP exchange: URL, token, ICE passwords stay out.
+
+    So do the TURN secret, the credentials derived from it (for the city's
+    WHEP answer only) and a fixed TURN password that is not handed out.
+    """
     caplog.set_level(logging.DEBUG)
     for name in WATCHED_LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
     assert await async_setup_component(hass, "diagnostics", {})
     events = async_capture_events(hass, MATCH_ALL)
     observed, secrets = Observed(), Secrets()
+    secrets.add("turn secret", TURN_SECRET)
+    secrets.add("fixed turn password", OLD_TURN_PASSWORD)
     provider = LoopbackProvider(video_file)
     unregister = async_register_webrtc_provider(hass, provider)
     client = await hass_client_no_auth()
@@ -607,6 +632,10 @@ async def test_webrtc_secrets_never_leak(
     await _consent(hass, "front_door", True)
     status, grant = await front.post(requested("W-1", accept_streams=["hls", "webrtc"]))
     assert status == 201, grant
+    _, credential = turn_credentials(
+        TURN_SECRET, datetime.fromisoformat(grant["expires_at"])
+    )
+    secrets.add("derived turn credential", credential)
     viewer = Viewer(client, grant["webrtc_url"].removeprefix(EXTERNAL_URL))
     with patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]):
         await viewer.start()
@@ -630,10 +659,12 @@ async def test_webrtc_secrets_never_leak(
     await _collect(
         hass, hass_client, hass_storage, caplog, observed, events, notify_calls
     )
-    assert len(secrets.values) == 7
+    assert len(secrets.values) == 10
     _assert_no_leak(observed, secrets)
-    # The audit log does hold the viewer session: the search was not vacuous.
+    # The audit log does hold the viewer session, and the log the skipped
+    # fixed password's line: the search was not vacuous.
     assert any("webrtc_sessions" in text for where, text in observed.texts)
+    assert any("line 2 of the options" in text for where, text in observed.texts)
 
 
 def test_leak_search_finds_planted_secrets() -> None:

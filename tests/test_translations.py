@@ -88,9 +88,9 @@ def load_services() -> dict[str, Any]:
 
 @cache
 def modules() -> dict[str, ast.Module]:
-    """Return every module of the package, parsed, by its path without `.py`."""
+    """Return every module of the package, parsed, by dotted name (`live.ice`)."""
     return {
-        path.relative_to(PACKAGE).with_suffix("").as_posix(): ast.parse(
+        ".".join(path.relative_to(PACKAGE).with_suffix("").parts): ast.parse(
             path.read_text("utf-8"), str(path)
         )
         for path in sorted(PACKAGE.rglob("*.py"))
@@ -241,15 +241,33 @@ def scan_texts() -> dict[str, set[str]]:
 # --- Config and options flows ------------------------------------------------
 
 
-def key_error_reasons() -> set[str]:
-    """Return the values of signature.py's KeyErrorReason Literal."""
-    for node in modules()["signature"].body:
-        match node:
-            case ast.TypeAlias(
-                name=ast.Name(id="KeyErrorReason"), value=ast.Subscript(slice=values)
-            ):
-                return set(resolve(values))
-    raise AssertionError("signature.py defines no KeyErrorReason")
+@cache
+def exception_reasons() -> dict[str, set[str]]:
+    """Return, per exception class, the values of its `reason`'s Literal type.
+
+    Such as signature.py's InvalidKeyError (`self.reason: KeyErrorReason`).
+    """
+    literals: dict[str, set[str]] = {}
+    for module in modules().values():
+        for node in module.body:
+            match node:
+                case ast.TypeAlias(
+                    name=ast.Name(id=name),
+                    value=ast.Subscript(value=ast.Name(id="Literal"), slice=values),
+                ):
+                    literals[name] = set(resolve(values))
+    reasons: dict[str, set[str]] = {}
+    for module in modules().values():
+        for cls in (node for node in module.body if isinstance(node, ast.ClassDef)):
+            for node in ast.walk(cls):
+                match node:
+                    case ast.AnnAssign(
+                        target=ast.Attribute(attr="reason"),
+                        annotation=ast.Name(id=alias),
+                    ) if alias in literals:
+                        reasons[cls.name] = literals[alias]
+    assert {"InvalidKeyError", "IceServerError"} <= set(reasons), reasons
+    return reasons
 
 
 def string_returns(function: Function) -> set[str]:
@@ -266,8 +284,11 @@ def string_returns(function: Function) -> set[str]:
 def error_keys(function: Function, functions: Mapping[str, Function]) -> set[str]:
     """Return the error keys a function assigns into `errors[...]`."""
     bindings: dict[str, str] = {}  # error := await f(...) binds error to f
+    caught: dict[str, str] = {}  # except InvalidKeyError as err binds err
     for node in ast.walk(function):
         match node:
+            case ast.ExceptHandler(type=ast.Name(id=cls), name=str(name)):
+                caught[name] = cls
             case (
                 ast.NamedExpr(target=ast.Name(id=name), value=value)
                 | ast.Assign(targets=[ast.Name(id=name)], value=value)
@@ -288,8 +309,10 @@ def error_keys(function: Function, functions: Mapping[str, Function]) -> set[str
         match node.value:
             case ast.Constant(value=str(key)):
                 found.add(key)
-            case ast.Attribute(attr="reason"):  # InvalidKeyError.reason
-                found |= key_error_reasons()
+            case ast.Attribute(value=ast.Name(id=name), attr="reason") if (
+                caught.get(name) in exception_reasons()
+            ):
+                found |= exception_reasons()[caught[name]]
             case ast.Name(id=name) if bindings.get(name) in functions:
                 found |= string_returns(functions[bindings[name]])
             case _:

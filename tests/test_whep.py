@@ -3,6 +3,7 @@
 import ast
 import asyncio
 from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
 from http import HTTPStatus
 import json
 import logging
@@ -28,7 +29,13 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from webrtc_models import RTCIceCandidate, RTCIceCandidateInit
 import yaml
 
+from custom_components.rtcc_share.const import (
+    CONF_ICE_SERVERS,
+    CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
+    CONF_TURN_SECRET,
+)
 from custom_components.rtcc_share.live import tokens, webrtc_share, webrtc_view
+from custom_components.rtcc_share.live.ice import IceConfig, turn_credentials
 from tools.city import cli
 from tools.city.chromium import chromium, viewer_page
 from tools.city.webrtc import SDP_TYPE, SDPFRAG_TYPE, Viewer, WhepRefusedError
@@ -42,6 +49,9 @@ from .webrtc_camera import (
 )
 
 FRAME_TIMEOUT_S = 20
+# When the shares of these tests end (their WHEP endpoints do not look).
+EXPIRES = datetime(2030, 1, 1, tzinfo=UTC)
+TURN_SECRET = "a-turn-secret-of-32-characters!!"
 _TRANSPORT = (
     "c=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\n"
     "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
@@ -123,7 +133,9 @@ async def share(
     hass: HomeAssistant, integration: MockConfigEntry, camera: RingLikeCamera
 ) -> AsyncGenerator[webrtc_share.WebRtcShare]:
     """A live WHEP share of the Ring-like doorbell, without audio."""
-    share = await webrtc_share.async_start(hass, CAMERA, share_audio=False)
+    share = await webrtc_share.async_start(
+        hass, CAMERA, share_audio=False, expires=EXPIRES
+    )
     yield share
     await webrtc_share.async_revoke(hass, share)
     await camera.peers.async_close_all()
@@ -275,7 +287,9 @@ async def test_shared_audio_reaches_camera(
     viewers: Callable[..., Viewer],
 ) -> None:
     """With audio shared, the camera is asked for audio and it is not rejected."""
-    share = await webrtc_share.async_start(hass, CAMERA, share_audio=True)
+    share = await webrtc_share.async_start(
+        hass, CAMERA, share_audio=True, expires=EXPIRES
+    )
     viewer = viewers(share.path, audio=True)
     await _frames(viewer)
     (offer,) = camera.peers.offers
@@ -606,22 +620,12 @@ async def test_cors_with_configured_origins_is_not_500(
     assert "Location" in response.headers["Access-Control-Expose-Headers"]
 
 
-async def test_ice_servers_only_as_configured(
-    hass: HomeAssistant,
-    integration: MockConfigEntry,
-    camera: RingLikeCamera,
-    http: Any,
-    viewers: Callable[..., Viewer],
-) -> None:
-    """Link headers list the resident's ICE servers, and nothing without them."""
+async def _links(
+    hass: HomeAssistant, http: Any, viewers: Callable[..., Viewer], ice: IceConfig
+) -> list[str]:
+    """The Link headers of a WHEP answer, for a share with these ICE servers."""
     share = await webrtc_share.async_start(
-        hass,
-        CAMERA,
-        share_audio=False,
-        ice_servers=[
-            webrtc_share.IceServer("stun:stun.example.org:3478"),
-            webrtc_share.IceServer("turn:turn.example.org:3478", "city", "s3cret"),
-        ],
+        hass, CAMERA, share_audio=False, expires=EXPIRES, ice=ice
     )
     viewer = viewers(share.path)
     response = await http.post(
@@ -629,12 +633,85 @@ async def test_ice_servers_only_as_configured(
         data=(await _offer_of(viewer)).encode(),
         headers={"Content-Type": SDP_TYPE},
     )
-    assert response.headers.getall("Link") == [
-        '<stun:stun.example.org:3478>; rel="ice-server"',
-        '<turn:turn.example.org:3478>; rel="ice-server"; username="city";'
-        ' credential="s3cret"; credential-type="password"',
-    ]
+    assert response.status == 201
     await webrtc_share.async_revoke(hass, share)
+    links: list[str] = response.headers.getall("Link", [])
+    return links
+
+
+async def test_ice_servers_only_as_configured(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    camera: RingLikeCamera,
+    http: Any,
+    viewers: Callable[..., Viewer],
+) -> None:
+    """Link headers list the resident's ICE servers, and nothing without them.
+
+    TURN credentials derived from the secret expire with the share; a fixed
+    password (accepted by the resident) is quoted, quote and backslash escaped.
+    """
+    assert await _links(hass, http, viewers, IceConfig()) == []
+    ice = IceConfig.from_options(
+        {
+            CONF_ICE_SERVERS: [
+                "stun:stun.example.org:3478",
+                "turn:turn.example.org:3478?transport=udp",
+                'turns:fixed.example.org:5349 city s3"cr\\et',
+            ],
+            CONF_TURN_SECRET: TURN_SECRET,
+            CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: True,
+        }
+    )
+    username, credential = turn_credentials(TURN_SECRET, EXPIRES)
+    assert username == "1893456000:rtcc_share"
+    assert await _links(hass, http, viewers, ice) == [
+        '<stun:stun.example.org:3478>; rel="ice-server"',
+        '<turn:turn.example.org:3478?transport=udp>; rel="ice-server";'
+        f' username="{username}"; credential="{credential}";'
+        ' credential-type="password"',
+        '<turns:fixed.example.org:5349>; rel="ice-server"; username="city";'
+        ' credential="s3\\"cr\\\\et"; credential-type="password"',
+    ]
+    await camera.peers.async_close_all()
+
+
+async def test_stored_ice_servers_a_header_cannot_carry_are_skipped(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    camera: RingLikeCamera,
+    http: Any,
+    viewers: Callable[..., Viewer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Lines stored before the checks: no broken header, a warning without secrets."""
+    ice = IceConfig.from_options(
+        {
+            CONF_ICE_SERVERS: [
+                'stun:a.example.org>; rel="ice-server", <turn:evil.example.org',
+                "turn:t.example.org city hunter2",
+                "turn:t.example.org city hunter\x01",
+                "turn:t.example.org",
+                "stun:good.example.org",
+            ]
+        }
+    )
+    assert await _links(hass, http, viewers, ice) == [
+        '<stun:good.example.org>; rel="ice-server"'
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "ICE server on line 1 of the options is not given to the city:"
+        " invalid_ice_server",
+        "ICE server on line 2 of the options is not given to the city:"
+        " ice_static_credentials_not_accepted",
+        "ICE server on line 3 of the options is not given to the city:"
+        " invalid_ice_credential",
+        "ICE server on line 4 of the options is not given to the city:"
+        " turn_secret_required",
+    ]
+    assert "hunter" not in caplog.text
+    assert "evil" not in caplog.text
     await camera.peers.async_close_all()
 
 
@@ -677,12 +754,14 @@ async def test_city_decodes_camera_served_by_webrtc_provider(
     """A camera with a stream source and a registered provider streams over WebRTC."""
     assert not webrtc_share.supports_webrtc(hass, CAMERA)
     with pytest.raises(HomeAssistantError):
-        await webrtc_share.async_start(hass, CAMERA, share_audio=False)
+        await webrtc_share.async_start(hass, CAMERA, share_audio=False, expires=EXPIRES)
 
     unregister = async_register_webrtc_provider(hass, provider)
     await hass.async_block_till_done()
     assert webrtc_share.supports_webrtc(hass, CAMERA)
-    share = await webrtc_share.async_start(hass, CAMERA, share_audio=False)
+    share = await webrtc_share.async_start(
+        hass, CAMERA, share_audio=False, expires=EXPIRES
+    )
     viewer = viewers(share.path, trickle=True)
     await _frames(viewer)
     assert viewer.size == (160, 96)

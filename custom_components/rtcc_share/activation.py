@@ -8,7 +8,7 @@ is the stream started. The answer is an outcome, never an HTTP status: that
 is the webhook's to choose.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 import logging
 
 from homeassistant.components.camera import async_get_stream_source
@@ -20,7 +20,6 @@ from homeassistant.util import dt as dt_util
 from .audit import AuditUnavailableError
 from .const import (
     CONF_ALLOW_HTTP_STREAM_URL,
-    CONF_ICE_SERVERS,
     CONF_SHARE_AUDIO,
     CONF_STREAM_KINDS,
     EVENT_GRANTED,
@@ -30,6 +29,7 @@ from .const import (
 )
 from .history import HistoryItem
 from .live import hls_share, webrtc_share
+from .live.ice import IceConfig
 from .models import (
     ActivationEnd,
     ActivationRequest,
@@ -202,7 +202,7 @@ class Activations:
         )
         await session.async_remember(item)
         try:
-            webrtc = await self._async_open(stream, STREAM_WEBRTC in kinds)
+            webrtc = await self._async_open(stream, STREAM_WEBRTC in kinds, expires)
         except Exception as err:  # noqa: BLE001 - any camera fault ends the grant
             _LOGGER.warning("Could not start the shared stream: %s", type(err).__name__)
             # Granted and recorded: the id has ended and counts against the day.
@@ -250,7 +250,7 @@ class Activations:
         return frozenset(offered) & frozenset(self._session.options[CONF_STREAM_KINDS])
 
     async def _async_open(
-        self, stream: hls_share.HlsShare | None, webrtc: bool
+        self, stream: hls_share.HlsShare | None, webrtc: bool, expires: datetime
     ) -> webrtc_share.WebRtcShare | None:
         """Start the HLS stream and open the WHEP endpoint the grant names."""
         if stream is not None:
@@ -262,11 +262,9 @@ class Activations:
                 self._hass,
                 self._session.camera_entity_id,
                 share_audio=bool(self._session.options[CONF_SHARE_AUDIO]),
-                # Validated by the options flow; only what the resident listed.
-                ice_servers=[
-                    webrtc_share.parse_ice_server(text)
-                    for text in self._session.options[CONF_ICE_SERVERS]
-                ],
+                expires=expires,
+                # Only what the resident listed, and only what a header carries.
+                ice=IceConfig.from_options(self._session.options),
             )
         except Exception:
             if stream is not None:

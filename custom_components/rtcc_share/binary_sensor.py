@@ -11,6 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
+from .texts import visible
 
 PARALLEL_UPDATES = 0
 
@@ -43,8 +44,8 @@ class LiveShareBinarySensor(RtccShareEntity, BinarySensorEntity):
             return None
         return {
             "activation_id": live.request.activation_id,
-            "incident_type": live.request.incident.type,
-            "operator_id": live.request.operator.id,
+            "incident_type": visible(live.request.incident.type),
+            "operator_id": visible(live.request.operator.id),
             "started": live.grant.started.isoformat(),
             "expires": live.grant.expires.isoformat(),
             "viewers": live.viewers,

@@ -27,6 +27,8 @@ from homeassistant.helpers.selector import (
     SelectSelectorConfig,
     SelectSelectorMode,
     TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
 )
 import probatio
 
@@ -36,10 +38,12 @@ from .const import (
     CONF_ALLOWED_INCIDENT_TYPES,
     CONF_CAMERA_ENTITY_ID,
     CONF_ICE_SERVERS,
+    CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
     CONF_NOTIFY_TARGETS,
     CONF_REQUIRE_RECIPIENT,
     CONF_SHARE_AUDIO,
     CONF_STREAM_KINDS,
+    CONF_TURN_SECRET,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
     DEFAULT_ALLOWED_INCIDENT_TYPES,
@@ -55,6 +59,7 @@ from .const import (
     STREAM_WEBRTC,
 )
 from .live import webrtc_share
+from .live.ice import IceServerError, check_options as check_ice_options
 from .signature import InvalidKeyError, check_new_key, generate_secret
 from .source_camera import camera_to_store
 
@@ -323,6 +328,10 @@ def _options_schema() -> probatio.Schema:
     fields[probatio.Optional(CONF_ICE_SERVERS)] = SelectSelector(
         SelectSelectorConfig(options=[], multiple=True, custom_value=True)
     )
+    fields[probatio.Optional(CONF_TURN_SECRET)] = TextSelector(
+        TextSelectorConfig(type=TextSelectorType.PASSWORD)
+    )
+    fields[probatio.Required(CONF_ICE_STATIC_CREDENTIALS_ACCEPTED)] = BooleanSelector()
     fields[probatio.Required(CONF_STREAM_KINDS)] = SelectSelector(
         SelectSelectorConfig(
             options=list(STREAM_KINDS),
@@ -350,10 +359,9 @@ def _validate_options(user_input: Mapping[str, Any], errors: dict[str, str]) -> 
     if not user_input.get(CONF_STREAM_KINDS):
         errors[CONF_STREAM_KINDS] = "no_stream_kind"
     try:
-        for text in user_input.get(CONF_ICE_SERVERS, []):
-            webrtc_share.parse_ice_server(text)
-    except ValueError:
-        errors[CONF_ICE_SERVERS] = "invalid_ice_server"
+        check_ice_options(user_input)
+    except IceServerError as err:
+        errors[err.field] = err.reason
 
 
 class RtccShareOptionsFlow(OptionsFlow):

@@ -29,6 +29,11 @@ CONF_REQUIRE_RECIPIENT: Final = "require_recipient"
 CONF_STREAM_KINDS: Final = "stream_kinds"
 # ICE servers the resident lists for the city's WebRTC clients (WHEP `Link`).
 CONF_ICE_SERVERS: Final = "ice_servers"
+# The TURN shared secret (coturn's `static-auth-secret`) from which each share
+# gets TURN credentials that expire with it.
+CONF_TURN_SECRET: Final = "turn_secret"
+# The resident accepts that the city keeps a fixed TURN user and password.
+CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: Final = "ice_static_credentials_accepted"
 STREAM_HLS: Final = "hls"
 STREAM_WEBRTC: Final = "webrtc"
 STREAM_KINDS: Final = (STREAM_HLS, STREAM_WEBRTC)
@@ -63,6 +68,9 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     # city: the resident opts in (the flow does for WebRTC-only cameras).
     CONF_STREAM_KINDS: [STREAM_HLS],
     CONF_ICE_SERVERS: [],
+    CONF_TURN_SECRET: "",
+    # A password handed out is the city's for good, not for one share.
+    CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: False,
 }
 
 # Inclusive option ranges.

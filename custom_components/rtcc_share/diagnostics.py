@@ -9,6 +9,7 @@ from homeassistant.core import HomeAssistant
 from .const import (
     CONF_ICE_SERVERS,
     CONF_NOTIFY_TARGETS,
+    CONF_TURN_SECRET,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
 )
@@ -21,6 +22,7 @@ TO_REDACT = {
     CONF_WEBHOOK_ID,
     CONF_NOTIFY_TARGETS,
     CONF_ICE_SERVERS,
+    CONF_TURN_SECRET,
     "stream_url",
     "webrtc_url",
     "token",

@@ -52,6 +52,7 @@ from .models import (
     contract_time,
 )
 from .source_camera import camera_entity_id
+from .texts import CITY_FIELDS, visible
 
 MOBILE_ACTION_EVENT: Final = "mobile_app_notification_action"
 
@@ -370,6 +371,9 @@ class ShareSession:
                 "operator_id": request.operator.id,
             }
         data |= fields
+        # What automations, the frontend and the logbook show the resident;
+        # the audit log keeps the city's exact text.
+        data |= {key: visible(data[key]) for key in CITY_FIELDS if data.get(key)}
         self.hass.bus.async_fire(bus_event, data)
         async_dispatcher_send(self.hass, signal_event(self.entry_id), event_type, data)
 

@@ -5,11 +5,19 @@ category: custom integrations have no category meant for them, and it is the
 one whose strings take placeholders in hassfest's schema. Reason labels are
 the event entity's `reason` attribute states. Values the city supplies are
 neutralised before they reach a text, so an id cannot carry a link, an image
-(a tracking pixel) or formatting into what the resident reads.
+(a tracking pixel) or formatting into what the resident reads, nor make it
+read differently from what it says: every control character (C0, DEL, C1),
+format character (bidi embeddings, overrides, isolates and marks, zero-width
+spaces and joiners, soft hyphens, tags), other default-ignorable (invisible)
+character and line or paragraph separator is shown as one visible U+FFFD
+per run. The audit log keeps the
+exact text the city sent.
 """
 
+from itertools import groupby
 import re
 from typing import Any, Final
+import unicodedata
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.translation import (
@@ -26,17 +34,45 @@ _REASON_KEY: Final = "entity.event.activation.state_attributes.reason.state."
 _MARKDOWN: Final = re.compile(r"([\\`*_{}\[\]()<>!|~])")
 # What forms links, images, HTML and emphasis where no escape is rendered.
 _MARKUP: Final = re.compile(r"[\[\]()<>`*!|~\\]")
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]+")
+# Controls, format characters (Cf: every bidi control, U+200B-U+200D, U+2060,
+# U+FEFF, U+00AD, tags), line and paragraph separators, lone surrogates.
+_HIDDEN: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Unicode's Default_Ignorable_Code_Point, which also has invisible letters and
+# marks (Hangul fillers, variation selectors, the grapheme joiner).
+_IGNORABLE: Final = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+SHOWN_FOR_HIDDEN: Final = "\ufffd"
+# The fields of bus events and entity attributes whose values the city chose.
+CITY_FIELDS: Final = ("activation_id", "incident_id", "incident_type", "operator_id")
+
+
+def _hidden(char: str) -> bool:
+    return unicodedata.category(char) in _HIDDEN or bool(_IGNORABLE.match(char))
+
+
+def visible(value: Any) -> str:
+    """Return a city-supplied value with each run of hidden characters shown as �.
+
+    A value is seen as it is stored, in logical order: nothing the city sends
+    can reorder, hide or break what the resident reads around it.
+    """
+    return "".join(
+        SHOWN_FOR_HIDDEN if hidden else "".join(run)
+        for hidden, run in groupby(str(value), key=_hidden)
+    )
 
 
 def markdown_escape(value: Any) -> str:
     """Return a city-supplied value that Markdown renders as the text it is."""
-    return _MARKDOWN.sub(r"\\\1", _CONTROL.sub(" ", str(value)))
+    return _MARKDOWN.sub(r"\\\1", visible(value))
 
 
 def plain(value: Any) -> str:
     """Return a city-supplied value with markup characters removed."""
-    return _MARKUP.sub("", _CONTROL.sub(" ", str(value)))
+    return _MARKUP.sub("", visible(value))
 
 
 class Texts:

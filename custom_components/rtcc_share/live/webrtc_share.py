@@ -12,12 +12,12 @@ in `webrtc_sdp`.
 """
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 import logging
 import secrets
-from typing import Any, Final
+from typing import Any
 
 from homeassistant.components.camera import Camera
 from homeassistant.components.camera.const import StreamType
@@ -29,6 +29,7 @@ from homeassistant.util.ulid import ulid
 from webrtc_models import RTCIceCandidateInit
 
 from . import tokens
+from .ice import IceConfig
 from .webrtc_sdp import Plan
 
 _LOGGER = logging.getLogger(__name__)
@@ -66,43 +67,6 @@ class ViewerSession:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class IceServer:
-    """An ICE server the resident configured for the city's clients."""
-
-    url: str
-    username: str | None = None
-    credential: str | None = None
-
-    def link(self) -> str:
-        """Return it as a WHEP `Link` header value."""
-        value = f'<{self.url}>; rel="ice-server"'
-        if self.username is not None and self.credential is not None:
-            value += (
-                f'; username="{self.username}"; credential="{self.credential}"'
-                '; credential-type="password"'
-            )
-        return value
-
-
-ICE_SCHEMES: Final = ("stun:", "stuns:", "turn:", "turns:")
-
-
-def parse_ice_server(text: str) -> IceServer:
-    """Read `URL` or `URL USERNAME CREDENTIAL`, as the resident writes it.
-
-    Raise ValueError when it is neither, or the URL is not a STUN/TURN URL.
-    """
-    match text.split():
-        case [url] if url.startswith(ICE_SCHEMES):
-            return IceServer(url)
-        case [url, username, credential] if url.startswith(ICE_SCHEMES):
-            return IceServer(url, username, credential)
-    raise ValueError(
-        "expected a stun: or turn: URL, optionally with a user and password"
-    )
-
-
 @dataclass(slots=True)
 class WebRtcShare:
     """One activation's WHEP endpoint and the log of its viewer sessions."""
@@ -110,8 +74,10 @@ class WebRtcShare:
     hass: HomeAssistant
     camera_entity_id: str
     share_audio: bool
+    # The share's end: TURN credentials handed out expire with it.
+    expires: datetime
+    ice: IceConfig
     token: str = field(default_factory=tokens.WEBRTC.new)
-    ice_servers: tuple[IceServer, ...] = ()
     sessions: dict[str, ViewerSession] = field(default_factory=dict)
     closed: list[ViewerSession] = field(default_factory=list)
     revoked: bool = False
@@ -210,16 +176,25 @@ async def async_start(
     camera_entity_id: str,
     *,
     share_audio: bool,
-    ice_servers: Sequence[IceServer] = (),
+    expires: datetime,
+    ice: IceConfig = IceConfig(),
 ) -> WebRtcShare:
     """Open the activation's WHEP endpoint (no camera session until a POST)."""
     if not supports_webrtc(hass, camera_entity_id):
         raise HomeAssistantError(f"{camera_entity_id} cannot stream over WebRTC")
+    for line, reason in ice.skipped:
+        # The reason only: the line may hold a password.
+        _LOGGER.warning(
+            "ICE server on line %d of the options is not given to the city: %s",
+            line,
+            reason,
+        )
     share = WebRtcShare(
         hass=hass,
         camera_entity_id=camera_entity_id,
         share_audio=share_audio,
-        ice_servers=tuple(ice_servers),
+        expires=expires,
+        ice=ice,
     )
     tokens.add(hass, share)
     return share

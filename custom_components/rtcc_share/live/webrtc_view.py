@@ -120,8 +120,9 @@ class WhepEndpointView(_WhepView):
         response = web.Response(
             status=HTTPStatus.CREATED, body=answer.encode(), headers=headers
         )
-        for server in share.ice_servers:
-            response.headers.add("Link", server.link())
+        # Computed per answer: TURN credentials are derived for this share.
+        for link in share.ice.links(share.expires):
+            response.headers.add("Link", link)
         return response
 
 
