@@ -65,6 +65,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import (
     CONF_AGENCY_NAME,
+    CONF_ALLOW_HTTP_STREAM_URL,
     CONF_CAMERA_ENTITY_ID,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
@@ -579,6 +580,8 @@ async def test_camera_url_never_leaks(
             **DEFAULT_OPTIONS,
             CONF_NOTIFY_TARGETS: ["notify.mobile_app_phone"],
             CONF_STREAM_KINDS: [STREAM_HLS, STREAM_WEBRTC],
+            # Lab mode: the peers are on loopback.
+            CONF_ALLOW_HTTP_STREAM_URL: True,
         }
     ],
 )

@@ -260,6 +260,7 @@ class Activations:
                 self._hass,
                 self._session.camera_entity_id,
                 share_audio=bool(self._session.options[CONF_SHARE_AUDIO]),
+                lab_mode=bool(self._session.options[CONF_ALLOW_HTTP_STREAM_URL]),
                 # Validated by the options flow; only what the resident listed.
                 ice_servers=[
                     whep.parse_ice_server(text)

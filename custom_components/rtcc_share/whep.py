@@ -114,6 +114,8 @@ class WhepShare:
     hass: HomeAssistant
     camera_entity_id: str
     share_audio: bool
+    # Lab mode (`allow_http_stream_url`): candidates for private addresses cross.
+    lab_mode: bool = False
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     ice_servers: tuple[IceServer, ...] = ()
     sessions: dict[str, ViewerSession] = field(default_factory=dict)
@@ -222,6 +224,7 @@ async def async_start(
     camera_entity_id: str,
     *,
     share_audio: bool,
+    lab_mode: bool = False,
     ice_servers: Sequence[IceServer] = (),
 ) -> WhepShare:
     """Open the activation's WHEP endpoint (no camera session until a POST)."""
@@ -231,6 +234,7 @@ async def async_start(
         hass=hass,
         camera_entity_id=camera_entity_id,
         share_audio=share_audio,
+        lab_mode=lab_mode,
         ice_servers=tuple(ice_servers),
     )
     hass.data[_SHARES][share.token] = share
