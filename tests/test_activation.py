@@ -16,6 +16,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import (
+    CONF_ALLOW_HTTP_STREAM_URL,
     CONF_ICE_SERVERS,
     CONF_STREAM_KINDS,
     CONF_TURN_SECRET,
@@ -23,7 +24,7 @@ from custom_components.rtcc_share.const import (
     STREAM_HLS,
     STREAM_WEBRTC,
 )
-from custom_components.rtcc_share.live import webrtc_view
+from custom_components.rtcc_share.live import tokens, webrtc_share, webrtc_view
 from custom_components.rtcc_share.live.ice import turn_credentials
 from tools.city.browser import chromium
 from tools.city.chromium import WEBRTC_FLAGS
@@ -40,6 +41,8 @@ from .webrtc_camera import (
 
 FRAME_TIMEOUT_S = 20
 TURN_SECRET = "a-turn-secret-of-32-characters!!"
+# Every peer here is on loopback: only lab mode lets its candidates cross.
+LAB_OPTIONS = {**DEFAULT_OPTIONS, CONF_ALLOW_HTTP_STREAM_URL: True}
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +72,7 @@ def source_camera(camera_kind: str, video_file: Path) -> Camera:
 @pytest.fixture
 def entry_options() -> dict[str, Any]:
     """The resident lets the city have WebRTC (as the flow does for Ring)."""
-    return {**DEFAULT_OPTIONS, CONF_STREAM_KINDS: [STREAM_WEBRTC]}
+    return {**LAB_OPTIONS, CONF_STREAM_KINDS: [STREAM_WEBRTC]}
 
 
 @pytest.fixture
@@ -178,7 +181,7 @@ async def test_viewer_page_plays_a_ring_doorbell_over_webrtc(
 @pytest.mark.parametrize("camera_kind", ["provider"])
 @pytest.mark.parametrize(
     "entry_options",
-    [{**DEFAULT_OPTIONS, CONF_STREAM_KINDS: [STREAM_HLS, STREAM_WEBRTC]}],
+    [{**LAB_OPTIONS, CONF_STREAM_KINDS: [STREAM_HLS, STREAM_WEBRTC]}],
 )
 async def test_camera_offering_both_gets_both_urls_in_one_grant(
     hass: HomeAssistant,
@@ -255,7 +258,7 @@ async def test_accept_streams_must_be_a_list_of_strings(
     "entry_options",
     [
         {
-            **DEFAULT_OPTIONS,
+            **LAB_OPTIONS,
             CONF_STREAM_KINDS: [STREAM_WEBRTC],
             CONF_ICE_SERVERS: [
                 "stun:stun.example.org:3478",
@@ -303,3 +306,30 @@ async def test_resident_ice_servers_reach_the_city_and_nothing_else(
     ]
     assert "s3cret" not in str(links)
     await viewer.close(delete=False)
+
+
+@pytest.mark.parametrize(
+    ("entry_options", "lab"),
+    [
+        ({**DEFAULT_OPTIONS, CONF_STREAM_KINDS: [STREAM_WEBRTC]}, False),
+        ({**LAB_OPTIONS, CONF_STREAM_KINDS: [STREAM_WEBRTC]}, True),
+    ],
+    ids=["default", "lab"],
+)
+async def test_loopback_candidates_cross_only_in_lab_mode(
+    hass: HomeAssistant, client: Any, city: City, camera: RingLikeCamera, lab: bool
+) -> None:
+    """The WHEP share follows `allow_http_stream_url`; off, no private address crosses."""
+    status, body = await _activate(client, city, accept_streams=["webrtc"])
+    assert status == 201, body
+    path = body["webrtc_url"].removeprefix(EXTERNAL_URL)
+    share = tokens.get(hass, webrtc_share.WebRtcShare, path.rsplit("/", 1)[1])
+    assert share is not None
+    assert share.lab_mode is lab
+    viewer = Viewer(client, path)
+    await viewer.start()
+    [offer] = camera.peers.offers
+    assert viewer.answer is not None
+    assert ("a=candidate:" in offer) is lab
+    assert ("127.0.0.1" in viewer.answer) is lab
+    await viewer.close()

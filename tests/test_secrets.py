@@ -68,6 +68,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import (
     CONF_AGENCY_NAME,
+    CONF_ALLOW_HTTP_STREAM_URL,
     CONF_CAMERA_ENTITY_ID,
     CONF_ICE_SERVERS,
     CONF_MAX_DISTANCE_M,
@@ -598,6 +599,8 @@ async def test_camera_url_never_leaks(
                 f"turn:old.example.org:3478 city {OLD_TURN_PASSWORD}",
             ],
             CONF_TURN_SECRET: TURN_SECRET,
+            # Lab mode: the peers are on loopback.
+            CONF_ALLOW_HTTP_STREAM_URL: True,
         }
     ],
 )

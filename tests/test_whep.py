@@ -36,6 +36,7 @@ from custom_components.rtcc_share.const import (
 )
 from custom_components.rtcc_share.live import tokens, webrtc_share, webrtc_view
 from custom_components.rtcc_share.live.ice import IceConfig, turn_credentials
+from custom_components.rtcc_share.live.webrtc_sdp import plan_offer
 from tools.city import cli
 from tools.city.chromium import chromium, viewer_page
 from tools.city.webrtc import SDP_TYPE, SDPFRAG_TYPE, Viewer, WhepRefusedError
@@ -132,9 +133,12 @@ async def settle(hass: HomeAssistant) -> AsyncGenerator[None]:
 async def share(
     hass: HomeAssistant, integration: MockConfigEntry, camera: RingLikeCamera
 ) -> AsyncGenerator[webrtc_share.WebRtcShare]:
-    """A live WHEP share of the Ring-like doorbell, without audio."""
+    """A live WHEP share of the Ring-like doorbell, without audio.
+
+    In lab mode: every peer here is on loopback.
+    """
     share = await webrtc_share.async_start(
-        hass, CAMERA, share_audio=False, expires=EXPIRES
+        hass, CAMERA, share_audio=False, expires=EXPIRES, lab_mode=True
     )
     yield share
     await webrtc_share.async_revoke(hass, share)
@@ -288,7 +292,7 @@ async def test_shared_audio_reaches_camera(
 ) -> None:
     """With audio shared, the camera is asked for audio and it is not rejected."""
     share = await webrtc_share.async_start(
-        hass, CAMERA, share_audio=True, expires=EXPIRES
+        hass, CAMERA, share_audio=True, expires=EXPIRES, lab_mode=True
     )
     viewer = viewers(share.path, audio=True)
     await _frames(viewer)
@@ -318,6 +322,23 @@ async def test_shared_audio_reaches_camera(
         (OFFER.split("m=video", maxsplit=1)[0].encode(), SDP_TYPE, 400, "invalid_sdp"),
         (OFFER.encode(), "application/json", 415, "unsupported_media_type"),
         (b"v=0\r\n" + b"a=x\r\n" * 20000, SDP_TYPE, 413, "payload_too_large"),
+        *(
+            (offer.encode(), SDP_TYPE, 400, "invalid_sdp")
+            for offer in (
+                OFFER.replace("a=recvonly\r\n", "").replace(
+                    "t=0 0\r\n", "t=0 0\r\na=recvonly\r\n"
+                ),
+                OFFER.replace("a=recvonly", "a=recvonly\r\na=sendrecv"),
+                OFFER.replace("a=recvonly", "a=recvonly\r\na=sendrecv:1"),
+                OFFER.replace("a=recvonly", "a=recvonly\r\na=sendrecv "),
+                OFFER.replace("SAVPF 111", "SAVPF 111 0").replace(
+                    "m=audio 9", "m=audio\t9"
+                ),
+                OFFER + "a=rtcp-rsize\ra=sendrecv\r\n",
+                OFFER + "a=rtcp-rsize\x85m=audio 9 RTP/AVP 0\x85a=recvonly\r\n",
+                OFFER + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n" * 15,
+            )
+        ),
     ],
     ids=[
         "not-sdp",
@@ -330,6 +351,14 @@ async def test_shared_audio_reaches_camera(
         "audio-only",
         "wrong-type",
         "too-large",
+        "session-level-recvonly-only",
+        "recvonly-then-sendrecv",
+        "sendrecv-colon",
+        "sendrecv-trailing-space",
+        "audio-behind-tab",
+        "sendrecv-behind-cr",
+        "audio-behind-nel",
+        "17-m-sections",
     ],
 )
 async def test_bad_offer_refused_without_camera_session(
@@ -625,7 +654,7 @@ async def _links(
 ) -> list[str]:
     """The Link headers of a WHEP answer, for a share with these ICE servers."""
     share = await webrtc_share.async_start(
-        hass, CAMERA, share_audio=False, expires=EXPIRES, ice=ice
+        hass, CAMERA, share_audio=False, expires=EXPIRES, ice=ice, lab_mode=True
     )
     viewer = viewers(share.path)
     response = await http.post(
@@ -760,7 +789,7 @@ async def test_city_decodes_camera_served_by_webrtc_provider(
     await hass.async_block_till_done()
     assert webrtc_share.supports_webrtc(hass, CAMERA)
     share = await webrtc_share.async_start(
-        hass, CAMERA, share_audio=False, expires=EXPIRES
+        hass, CAMERA, share_audio=False, expires=EXPIRES, lab_mode=True
     )
     viewer = viewers(share.path, trickle=True)
     await _frames(viewer)
@@ -986,3 +1015,149 @@ async def test_stopping_home_answers_503(
     finally:
         hass.set_state(CoreState.running)
     assert response.status == 503
+
+
+async def test_full_share_is_409_before_the_offer_is_read(
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
+) -> None:
+    """With every slot taken, not even a malformed offer is parsed."""
+    plan = plan_offer(OFFER, share_audio=False, allow_private=True)
+    for _ in range(webrtc_view.MAX_SESSIONS):
+        share.add_session(plan, "192.0.2.1")
+    with patch.object(webrtc_view, "plan_offer", side_effect=AssertionError):
+        response = await _post(http, share.path, b"m=audio\t9" * 4000, SDP_TYPE)
+    assert response.status == 409
+    assert (await response.json())["error"] == "too_many_sessions"
+    assert not camera.peers.offers
+
+
+def _camera_answer(extra: str = "") -> str:
+    return (
+        OFFER.split("m=video", maxsplit=1)[0]
+        .replace("m=audio", "m=video")
+        .replace("a=recvonly", f"a=sendrecv\r\n{extra}")
+    )
+
+
+async def test_camera_candidates_cannot_inject_lines_nor_city_control_characters(
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
+) -> None:
+    """A camera candidate with CRLF adds nothing; a PATCH with a VT is refused."""
+    evil = (
+        "candidate:1 1 udp 9 127.0.0.1 9 typ host\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:evil\r\na=sendrecv"
+    )
+
+    async def handle(offer: str, session_id: str, send: Any) -> None:
+        send(WebRTCAnswer(_camera_answer()))
+        send(WebRTCCandidate(RTCIceCandidateInit(evil, sdp_mid="0")))
+        send(
+            WebRTCCandidate(
+                RTCIceCandidateInit("candidate:2 1 udp 9 127.0.0.1 10 typ host")
+            )
+        )
+        send(WebRTCCandidate(RTCIceCandidateInit("")))
+
+    given: list[RTCIceCandidateInit] = []
+
+    async def on_candidate(session_id: str, candidate: RTCIceCandidateInit) -> None:
+        given.append(candidate)
+
+    with (
+        patch.object(camera, "async_handle_async_webrtc_offer", handle),
+        patch.object(camera, "async_on_webrtc_candidate", on_candidate),
+    ):
+        response = await _post(http, share.path, OFFER.encode(), SDP_TYPE)
+        assert response.status == 201
+        answer = await response.text()
+        assert answer.count("m=audio") == 1
+        assert "m=audio 0 " in answer
+        assert "evil" not in answer
+        assert "a=sendrecv" not in answer
+        assert "a=candidate:2 " in answer
+        location = response.headers["Location"]
+        frag = "a=mid:1\r\na=candidate:1 1 udp 9 127.0.0.1 9 typ host"
+        for body, status in (
+            (f"{frag}\x0b\r\n", 400),
+            (f"{frag}\ra=candidate:2 1 udp 9 127.0.0.1 10 typ host\r\n", 400),
+            (f"{frag} generation\r\n", 204),
+        ):
+            response = await http.patch(
+                location, data=body.encode(), headers={"Content-Type": SDPFRAG_TYPE}
+            )
+            assert response.status == status, body
+    assert given == []
+
+
+async def test_outside_lab_mode_no_private_address_crosses(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    http: Any,
+    camera: RingLikeCamera,
+) -> None:
+    """The camera gets only the city's public candidates; the city none of the LAN's."""
+    share = await webrtc_share.async_start(
+        hass, CAMERA, share_audio=False, expires=EXPIRES
+    )
+    public = "81.2.69.142"
+    private = ("10.0.0.5", "127.0.0.1", "169.254.1.1", "100.64.0.1", "fd00::1")
+    city = (
+        "".join(
+            f"a=candidate:{n} 1 udp 9 {address} 9 typ host\r\n"
+            for n, address in enumerate(private)
+        )
+        + f"a=candidate:9 1 udp 9 {public} 9 typ srflx raddr 10.0.0.5 rport 9\r\n"
+    )
+    offers: list[str] = []
+    given: list[RTCIceCandidateInit] = []
+
+    async def handle(offer: str, session_id: str, send: Any) -> None:
+        offers.append(offer)
+        home = "a=candidate:1 1 udp 9 192.168.1.20 50000 typ host\r\n"
+        send(WebRTCAnswer(_camera_answer(home).replace("0.0.0.0", "192.168.1.20")))
+        for address in ("192.168.1.20", "a1b2.local", public):
+            send(
+                WebRTCCandidate(
+                    RTCIceCandidateInit(
+                        f"candidate:2 1 udp 9 {address} 50000 typ srflx"
+                        " raddr 192.168.1.20 rport 50000",
+                        sdp_mid="0",
+                    )
+                )
+            )
+        send(WebRTCCandidate(RTCIceCandidateInit("")))
+
+    async def on_candidate(session_id: str, candidate: RTCIceCandidateInit) -> None:
+        given.append(candidate)
+
+    with (
+        patch.object(camera, "async_handle_async_webrtc_offer", handle),
+        patch.object(camera, "async_on_webrtc_candidate", on_candidate),
+    ):
+        response = await _post(
+            http,
+            share.path,
+            OFFER.replace("a=mid:1\r\n", f"a=mid:1\r\n{city}").encode(),
+            SDP_TYPE,
+        )
+        assert response.status == 201
+        answer = await response.text()
+        response = await http.patch(
+            response.headers["Location"],
+            data=f"a=mid:1\r\n{city}".encode(),
+            headers={"Content-Type": SDPFRAG_TYPE},
+        )
+        assert response.status == 204
+    (offer,) = offers
+    masked = f"candidate:9 1 udp 9 {public} 9 typ srflx raddr 0.0.0.0 rport 0"
+    assert [line for line in offer.split("\r\n") if "candidate" in line] == [
+        f"a={masked}"
+    ]
+    assert [candidate.candidate for candidate in given] == [masked]
+    assert "192.168.1.20" not in answer
+    assert ".local" not in answer
+    assert (
+        f"a=candidate:2 1 udp 9 {public} 50000 typ srflx raddr 0.0.0.0 rport 0"
+        in answer
+    )
+    await webrtc_share.async_revoke(hass, share)

@@ -262,6 +262,7 @@ class Activations:
                 self._hass,
                 self._session.camera_entity_id,
                 share_audio=bool(self._session.options[CONF_SHARE_AUDIO]),
+                lab_mode=bool(self._session.options[CONF_ALLOW_HTTP_STREAM_URL]),
                 expires=expires,
                 # Only what the resident listed, and only what a header carries.
                 ice=IceConfig.from_options(self._session.options),

@@ -77,6 +77,8 @@ class WebRtcShare:
     # The share's end: TURN credentials handed out expire with it.
     expires: datetime
     ice: IceConfig
+    # Lab mode (`allow_http_stream_url`): candidates for private addresses cross.
+    lab_mode: bool = False
     token: str = field(default_factory=tokens.WEBRTC.new)
     sessions: dict[str, ViewerSession] = field(default_factory=dict)
     closed: list[ViewerSession] = field(default_factory=list)
@@ -178,6 +180,7 @@ async def async_start(
     share_audio: bool,
     expires: datetime,
     ice: IceConfig = IceConfig(),
+    lab_mode: bool = False,
 ) -> WebRtcShare:
     """Open the activation's WHEP endpoint (no camera session until a POST)."""
     if not supports_webrtc(hass, camera_entity_id):
@@ -195,6 +198,7 @@ async def async_start(
         share_audio=share_audio,
         expires=expires,
         ice=ice,
+        lab_mode=lab_mode,
     )
     tokens.add(hass, share)
     return share

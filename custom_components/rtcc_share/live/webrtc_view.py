@@ -103,8 +103,12 @@ class WhepEndpointView(_WhepView):
         """Open a viewer session: 201 with the answer and its Location."""
         try:
             share = _share(request, token)
+            # Cheap refusals before the offer is read and parsed.
+            _check_room(share)
             plan = plan_offer(
-                await _read_sdp(request, SDP_TYPE), share_audio=share.share_audio
+                await _read_sdp(request, SDP_TYPE),
+                share_audio=share.share_audio,
+                allow_private=share.lab_mode,
             )
             session = _open(share, plan, request.remote or "unknown")
             answer = await _negotiate(share, session)
@@ -142,16 +146,9 @@ class WhepSessionView(_WhepView):
             if trickle.ufrag not in (None, viewer.plan.ufrag):
                 raise _bad("ICE restarts are not supported: POST a new offer")
             camera = _camera(share)
-            for mid, candidate in trickle.candidates:
-                if (index := viewer.plan.camera_index(mid)) is None:
-                    continue
+            for candidate in viewer.plan.camera_candidates(trickle):
                 await camera.async_on_webrtc_candidate(
-                    viewer.camera_session_id,
-                    RTCIceCandidateInit(
-                        candidate,
-                        sdp_mid=viewer.plan.camera_mids[index],
-                        sdp_m_line_index=index,
-                    ),
+                    viewer.camera_session_id, candidate
                 )
         except SdpError as err:
             return _bad(str(err)).response()
@@ -190,10 +187,9 @@ def _camera(share: WebRtcShare) -> Camera:
         raise _camera_failed("the camera is unavailable") from None
 
 
-def _open(share: WebRtcShare, plan: Plan, address: str) -> ViewerSession:
-    """Reserve a slot, counting sessions still being negotiated."""
+def _check_room(share: WebRtcShare) -> None:
+    """Refuse a revoked share, or one whose sessions (negotiating too) are all taken."""
     if share.revoked:
-        # Revoked while the offer was being read.
         raise not_found()
     if len(share.sessions) >= MAX_SESSIONS:
         raise LiveHttpError(
@@ -201,6 +197,11 @@ def _open(share: WebRtcShare, plan: Plan, address: str) -> ViewerSession:
             "too_many_sessions",
             f"at most {MAX_SESSIONS} viewer sessions at once",
         )
+
+
+def _open(share: WebRtcShare, plan: Plan, address: str) -> ViewerSession:
+    """Reserve a slot: checked again, as the offer was read meanwhile."""
+    _check_room(share)
     return share.add_session(plan, address)
 
 
