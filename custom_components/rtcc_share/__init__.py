@@ -168,4 +168,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -
     await SeenIdStore(hass, entry.entry_id).async_remove()
     await ShareHistory(hass, entry.entry_id).async_remove()
     Repairs(hass, entry.entry_id, entry.data[CONF_CAMERA_ENTITY_ID]).async_clear()
-    AuditLog.forget(hass, entry.entry_id)
+    await AuditLog.async_forget(hass, entry.entry_id)
