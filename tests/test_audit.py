@@ -1,6 +1,7 @@
 """Tests for the hash-chained audit log."""
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 import errno
 import hashlib
@@ -9,17 +10,31 @@ import os
 from pathlib import Path
 import shutil
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.rtcc_share import audit as audit_module, audit_file
 from custom_components.rtcc_share.audit import AuditLog, AuditUnavailableError
-from custom_components.rtcc_share.audit_format import GENESIS_HASH, VerifyResult
+from custom_components.rtcc_share.audit_format import GENESIS_HASH, VerifyResult, build
+from custom_components.rtcc_share.diagnostics import async_get_config_entry_diagnostics
+
+from .common import STOP, WEBHOOK_URL, City, requested, turn_on_consent
 
 ENTRY_ID = "01JRTCCENTRY"
+HEAD_KEY = f"rtcc_share.{ENTRY_ID}.audit_head"
 GRANT = {
     "activation_id": "JPD-RTCC-0017",
     "incident_id": "CAD-20-118233",
@@ -59,6 +74,27 @@ def _canonical(obj: dict[str, Any]) -> bytes:
     return json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     ).encode()
+
+
+def _head_at(hass_storage: dict[str, Any], line: bytes) -> None:
+    """Leave the stored head at this record, as a crash before the next save would."""
+    record = json.loads(line)
+    hass_storage[HEAD_KEY]["data"] = {"seq": record["seq"], "hash": record["hash"]}
+
+
+def _disk_full(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Make every write to an audit log fail as on a full disk; return the fix."""
+    real = audit_file._pwrite_all
+
+    def full(fd: int, data: bytes, offset: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(audit_file, "_pwrite_all", full)
+    return lambda: monkeypatch.setattr(audit_file, "_pwrite_all", real)
+
+
+def _records(log: AuditLog) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _lines(log)]
 
 
 def _valid(records: int) -> VerifyResult:
@@ -162,15 +198,20 @@ async def test_every_flipped_byte_is_detected_at_its_record(
 
 
 @pytest.mark.parametrize(
-    ("change", "records", "bad_seq"),
+    ("change", "expected"),
     [
-        (lambda lines: lines[1:], 4, 1),
-        (lambda lines: [lines[0], *lines[2:]], 4, 2),
-        (lambda lines: [*lines[:3], lines[4]], 4, 4),
-        (lambda lines: [lines[0], lines[2], lines[1], *lines[3:]], 5, 2),
-        (lambda lines: [*lines[:3], lines[4], lines[3]], 5, 4),
-        (lambda lines: [*lines[:2], lines[1], *lines[2:]], 6, 3),
-        (lambda lines: [*lines[:2], b"[2]\n", *lines[3:]], 5, 3),
+        (lambda lines: lines[1:], _bad(4, 1)),
+        (lambda lines: [lines[0], *lines[2:]], _bad(4, 2)),
+        (lambda lines: [*lines[:3], lines[4]], _bad(4, 4)),
+        (lambda lines: [lines[0], lines[2], lines[1], *lines[3:]], _bad(5, 2)),
+        # The file no longer ends with the last record written: reopening
+        # records the cut (a sixth record) and the log stays truncated.
+        (
+            lambda lines: [*lines[:3], lines[4], lines[3]],
+            VerifyResult(False, 6, 4, truncated=True, expected_last_seq=5),
+        ),
+        (lambda lines: [*lines[:2], lines[1], *lines[2:]], _bad(6, 3)),
+        (lambda lines: [*lines[:2], b"[2]\n", *lines[3:]], _bad(5, 3)),
     ],
     ids=[
         "delete-first",
@@ -183,12 +224,12 @@ async def test_every_flipped_byte_is_detected_at_its_record(
     ],
 )
 async def test_deleted_or_reordered_records_are_detected(
-    hass: HomeAssistant, change: Any, records: int, bad_seq: int
+    hass: HomeAssistant, change: Any, expected: VerifyResult
 ) -> None:
     """Removing, reordering, repeating or replacing a record breaks the chain there."""
     log = await _filled(hass, 5)
     log.path.write_bytes(b"".join(change(_lines(log))))
-    assert await (await _opened(hass)).async_verify() == _bad(records, bad_seq)
+    assert await (await _opened(hass)).async_verify() == expected
 
 
 async def test_rewritten_record_with_own_hash_is_detected(hass: HomeAssistant) -> None:
@@ -252,12 +293,14 @@ async def test_torn_last_line_is_set_aside_and_recorded(
 
 
 async def test_complete_but_unterminated_or_garbled_tail_is_set_aside(
-    hass: HomeAssistant,
+    hass: HomeAssistant, hass_storage: dict[str, Any]
 ) -> None:
     """A whole line without newline, and lines that are not records, are torn too."""
     log = await _filled(hass, 2)
     lines = _lines(log)
+    # A crash while writing record 2: its head was never stored.
     log.path.write_bytes(lines[0] + lines[1][:-1])
+    _head_at(hass_storage, lines[0])
     reopened = await _opened(hass)
     assert (await reopened.async_tail(1))[0]["bytes"] == len(lines[1]) - 1
     assert await reopened.async_verify() == _valid(2)
@@ -636,7 +679,7 @@ async def test_prune_keeps_the_chain_verifiable(
 
 
 async def test_prune_nothing_or_everything(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, hass_storage: dict[str, Any]
 ) -> None:
     """Nothing old enough: no rewrite. Everything: anchor plus `pruned` record."""
     log = await _log_over_days(hass, freezer, 3)
@@ -649,8 +692,10 @@ async def test_prune_nothing_or_everything(
     assert len(lines) == 2
     assert json.loads(lines[1])["prev"] == json.loads(lines[0])["hash"]
     assert await log.async_verify() == _valid(1)
-    # The anchor alone at the end of a log still continues the chain.
+    # The anchor alone at the end of a log still continues the chain (its
+    # head being the anchor: the `pruned` record was never written).
     log.path.write_bytes(lines[0])
+    _head_at(hass_storage, lines[0])
     reopened = await _opened(hass)
     assert (await reopened.async_append("consent_on", cause="resident")).seq == 4
 
@@ -778,3 +823,367 @@ async def test_logs_are_separate_per_entry(hass: HomeAssistant) -> None:
     await first.async_append("consent_on", cause="resident")
     assert (await second.async_append("consent_on", cause="resident")).seq == 1
     assert first.path != second.path
+
+
+async def test_records_that_cannot_wait_are_written_first_in_order(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A failed try-append waits; the next write puts it first, with its own time."""
+    freezer.move_to("2026-11-27T14:00:00Z")
+    log = await _filled(hass, 1)
+    free_disk = _disk_full(monkeypatch)
+    viewers = [{"address": "203.0.113.7", "requests": 3}]
+    freezer.move_to("2026-11-27T14:01:00Z")
+    ended = await log.async_try_append(
+        "share_ended", activation_id="A1", reason="expired", viewers=viewers
+    )
+    assert ended is None
+    viewers.append({"address": "198.51.100.9"})  # a copy waits, not the caller's list
+    freezer.move_to("2026-11-27T14:02:00Z")
+    assert await log.async_try_append("consent_off", cause="resident") is None
+    freezer.move_to("2026-11-27T14:03:00Z")
+    with pytest.raises(AuditUnavailableError):  # a strict append is refused, not kept
+        await log.async_append("consent_on", cause="resident")
+    assert log.pending == 2
+    assert len(_lines(log)) == 1
+    assert hass_storage[HEAD_KEY]["data"]["seq"] == 1  # the head follows the file
+
+    free_disk()
+    freezer.move_to("2026-11-27T14:04:00Z")
+    record = await log.async_append("activation_refused", reason="consent_off")
+    assert [
+        (r["seq"], r["event"], r["ts"], r.get("written_at")) for r in _records(log)[1:]
+    ] == [
+        (
+            2,
+            "share_ended",
+            "2026-11-27T14:01:00.000000Z",
+            "2026-11-27T14:04:00.000000Z",
+        ),
+        (
+            3,
+            "consent_off",
+            "2026-11-27T14:02:00.000000Z",
+            "2026-11-27T14:04:00.000000Z",
+        ),
+        (4, "activation_refused", "2026-11-27T14:04:00.000000Z", None),
+    ]
+    assert _records(log)[1]["viewers"] == [{"address": "203.0.113.7", "requests": 3}]
+    assert record.seq == 4
+    assert log.pending == 0
+    assert await log.async_verify() == _valid(4)
+    assert hass_storage[HEAD_KEY]["data"] == {"seq": 4, "hash": record.hash}
+
+
+async def test_records_waiting_are_bounded(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Past the bound, records are only counted, in one `not_recorded` record."""
+    monkeypatch.setattr(audit_file, "PENDING_MAX", 2)
+    log = await _filled(hass, 1)
+    free_disk = _disk_full(monkeypatch)
+    for minute, (event, fields) in enumerate(
+        [
+            ("share_ended", {"activation_id": "A1", "reason": "consent_off"}),
+            ("consent_off", {"cause": "resident"}),
+            ("activation_refused", {"reason": "audit_log_unavailable"}),
+            ("authentication_failed", {"count": 4, "window_start": "t"}),
+            ("activation_refused", {"reason": "consent_off"}),
+        ],
+        start=1,
+    ):
+        freezer.move_to(f"2026-11-27T14:0{minute}:00Z")
+        await log.async_try_append(event, **fields)
+    assert log.pending == 5
+    assert "More than 2 audit records" in caplog.text
+
+    free_disk()
+    freezer.move_to("2026-11-27T15:00:00Z")
+    await log.async_open()  # as at setup: what waits is written
+    assert log.pending == 0
+    assert [
+        {k: v for k, v in r.items() if k not in ("seq", "prev", "hash")}
+        for r in _records(log)[1:]
+    ] == [
+        {
+            "event": "share_ended",
+            "activation_id": "A1",
+            "reason": "consent_off",
+            "ts": "2026-11-27T14:01:00.000000Z",
+            "written_at": "2026-11-27T15:00:00.000000Z",
+        },
+        {
+            "event": "consent_off",
+            "cause": "resident",
+            "ts": "2026-11-27T14:02:00.000000Z",
+            "written_at": "2026-11-27T15:00:00.000000Z",
+        },
+        {
+            "event": "not_recorded",
+            "count": 3,
+            "events": {"activation_refused": 2, "authentication_failed": 1},
+            "ts": "2026-11-27T14:03:00.000000Z",
+            "last_ts": "2026-11-27T14:05:00.000000Z",
+            "written_at": "2026-11-27T15:00:00.000000Z",
+        },
+    ]
+    assert await log.async_verify() == _valid(4)
+
+
+@pytest.mark.parametrize("room", [True, False], ids=["room", "still-full"])
+async def test_last_try_when_home_assistant_stops(
+    hass: HomeAssistant,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    room: bool,
+) -> None:
+    """Freed disk, then a restart within the minute: what waits is written first."""
+    log = await _filled(hass, 1)
+    free_disk = _disk_full(monkeypatch)
+    await log.async_try_append("consent_off", cause="resident")
+    if room:
+        free_disk()
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_FINAL_WRITE)
+    await hass.async_block_till_done()
+    if room:
+        assert log.pending == 0
+        assert [r["event"] for r in _records(log)] == ["consent_on", "consent_off"]
+    else:
+        assert log.pending == 1
+        assert "1 audit records could not be written" in caplog.text
+        free_disk()
+
+
+@pytest.mark.parametrize("room", [True, False], ids=["room", "still-full"])
+async def test_removal_tries_what_waits_and_deletes_the_head(
+    hass: HomeAssistant,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    hass_storage: dict[str, Any],
+    room: bool,
+) -> None:
+    """The entry is removed: a last try, then the stored head goes; the log stays."""
+    log = AuditLog.for_entry(hass, ENTRY_ID)
+    await log.async_append("consent_on", cause="resident")
+    free_disk = _disk_full(monkeypatch)
+    await log.async_try_append("share_ended", activation_id="A1", reason="unloaded")
+    if room:
+        free_disk()
+    await AuditLog.async_forget(hass, ENTRY_ID)
+    assert HEAD_KEY not in hass_storage
+    assert AuditLog.for_entry(hass, ENTRY_ID) is not log
+    events = [r["event"] for r in _records(log)]
+    if room:
+        assert events == ["consent_on", "share_ended"]
+    else:
+        assert events == ["consent_on"]
+        assert "could not be written to" in caplog.text
+        assert "before the entry was removed" in caplog.text
+        free_disk()
+
+
+async def test_cut_end_is_reported_while_running(hass: HomeAssistant) -> None:
+    """Records cut off the end at a record boundary: the chain holds, the end is gone."""
+    log = await _filled(hass, 4)
+    log.path.write_bytes(b"".join(_lines(log)[:2]))
+    assert await log.async_verify() == VerifyResult(
+        False, 2, None, truncated=True, expected_last_seq=4
+    )
+    # The last record replaced by another that chains: the end is not the one written.
+    lines = _lines(log)
+    _, forged = build(3, json.loads(lines[1])["hash"], "consent_on", {"n": 2})
+    log.path.write_bytes(b"".join(lines) + forged)
+    assert await log.async_verify() == VerifyResult(
+        False, 3, None, truncated=True, expected_last_seq=4
+    )
+
+
+@pytest.mark.parametrize("replaced", [False, True], ids=["cut", "cut-and-replaced"])
+async def test_cut_end_found_at_start_is_recorded(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture, replaced: bool
+) -> None:
+    """A cut made while Home Assistant was stopped is recorded in the log itself."""
+    log = await _filled(hass, 4)
+    lines = _lines(log)
+    kept = lines[:3]
+    if replaced:  # record 4 replaced by one that chains: same seq, another hash
+        kept.append(build(4, json.loads(lines[2])["hash"], "consent_on", {})[1])
+    log.path.write_bytes(b"".join(kept))
+
+    reopened = await _opened(hass)
+    assert "records were cut off its end" in caplog.text
+    found = json.loads(kept[-1])
+    cut = _records(reopened)[-1]
+    assert {k: v for k, v in cut.items() if k not in ("ts", "prev", "hash")} == {
+        "seq": found["seq"] + 1,
+        "event": "truncated",
+        "expected_last_seq": 4,
+        "expected_last_hash": json.loads(lines[3])["hash"],
+        "found_last_seq": found["seq"],
+        "found_last_hash": found["hash"],
+    }
+    records = len(kept) + 1
+    cut_log = VerifyResult(False, records, None, truncated=True, expected_last_seq=4)
+    assert await reopened.async_verify() == cut_log
+    # The evidence stays: recorded once, and retention does not prune it away.
+    again = await _opened(hass)
+    assert await again.async_verify() == cut_log
+    assert await again.async_prune(dt_util.utcnow() + timedelta(days=1)) == 0
+    await again.async_append("consent_off", cause="resident")
+    assert await again.async_verify() == VerifyResult(
+        False, records + 1, None, truncated=True, expected_last_seq=4
+    )
+
+
+async def test_head_behind_the_file_or_missing_is_no_cut(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """A crash between a record and its head, or no head yet (an upgrade): no cut."""
+    log = await _filled(hass, 3)
+    lines = _lines(log)
+    _head_at(hass_storage, lines[1])  # the head of record 3 was never stored
+    reopened = await _opened(hass)
+    assert await reopened.async_verify() == _valid(3)
+    assert hass_storage[HEAD_KEY]["data"]["seq"] == 3  # caught up at opening
+
+    # The first start after an upgrade: nothing to compare the end with...
+    log.path.write_bytes(b"".join(lines[:2]))
+    del hass_storage[HEAD_KEY]
+    reopened = await _opened(hass)
+    assert await reopened.async_verify() == _valid(2)
+    # ...and from then on there is.
+    assert hass_storage[HEAD_KEY]["data"]["seq"] == 2
+    log.path.write_bytes(lines[0])
+    reopened = await _opened(hass)
+    assert (await reopened.async_verify()).truncated
+
+
+async def test_unreadable_head_is_not_compared(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored head that cannot be read is reported, and the log still opens."""
+    log = await _filled(hass, 2)
+    log.path.write_bytes(_lines(log)[0])
+    with patch(
+        "homeassistant.helpers.storage.Store.async_load",
+        side_effect=HomeAssistantError("unreadable"),
+    ):
+        reopened = await _opened(hass)
+    assert "its end is not checked at this start" in caplog.text
+    assert await reopened.async_verify() == _valid(1)
+
+
+def _audit_issue(hass: HomeAssistant, entry: MockConfigEntry) -> bool:
+    issue_id = f"audit_log_unavailable_{entry.entry_id}"
+    return ir.async_get(hass).async_get_issue("rtcc_share", issue_id) is not None
+
+
+async def _activate(
+    hass_client_no_auth: ClientSessionGenerator, city: City, activation_id: str
+) -> tuple[int, dict[str, Any]]:
+    body, headers = city.sign(requested(activation_id))
+    client = await hass_client_no_auth()
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
+    return response.status, await response.json()
+
+
+async def test_share_end_on_a_full_disk_is_written_once_there_is_room(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every end is an audit entry, even one made while the disk was full."""
+    audit = integration.runtime_data.audit
+    await turn_on_consent(hass)
+    assert (await _activate(hass_client_no_auth, city, "A-1"))[0] == 201
+    free_disk = _disk_full(monkeypatch)
+
+    before = dt_util.utcnow()
+    await hass.services.async_call(
+        "button", "press", {"entity_id": STOP}, blocking=True
+    )
+    after = dt_util.utcnow()
+    assert integration.runtime_data.session.live is None  # the end did not wait
+    assert await _activate(hass_client_no_auth, city, "A-2") == (
+        503,
+        {"error": "audit_log_unavailable"},
+    )
+    assert audit.pending == 2  # the end and the refusal
+    diagnostics = await async_get_config_entry_diagnostics(hass, integration)
+    assert diagnostics["audit"]["pending_records"] == 2
+    assert _audit_issue(hass, integration)
+    # Retried every minute; still full: still waiting, still an issue.
+    async_fire_time_changed(hass, dt_util.utcnow() + audit_module.RETRY_INTERVAL)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert audit.pending == 2
+    assert _audit_issue(hass, integration)
+
+    free_disk()
+    async_fire_time_changed(hass, dt_util.utcnow() + 2 * audit_module.RETRY_INTERVAL)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert audit.pending == 0
+    assert not _audit_issue(hass, integration)
+    records = await audit.async_export(None, None)
+    granted, ended, refused = records[-3:]
+    assert (granted["event"], granted["activation_id"]) == ("activation_granted", "A-1")
+    assert (ended["event"], ended["activation_id"], ended["reason"]) == (
+        "share_ended",
+        "A-1",
+        "stopped_by_resident",
+    )
+    # `ts` is when the share ended; `written_at` when the disk had room.
+    ts = dt_util.parse_datetime(ended["ts"], raise_on_error=True)
+    assert before <= ts <= after
+    assert ended["written_at"] > ended["ts"]
+    assert (refused["event"], refused["reason"]) == (
+        "activation_refused",
+        "audit_log_unavailable",
+    )
+    assert ended["seq"] + 1 == refused["seq"]
+    assert await audit.async_verify() == _valid(len(records))
+
+
+async def test_reload_on_a_full_disk_keeps_what_waits_and_the_issue(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reload ends the share; setup cannot write its end yet, loads, and says so."""
+    audit = integration.runtime_data.audit
+    await turn_on_consent(hass)
+    assert (await _activate(hass_client_no_auth, city, "A-1"))[0] == 201
+    free_disk = _disk_full(monkeypatch)
+    assert await hass.config_entries.async_reload(integration.entry_id)
+    await hass.async_block_till_done()
+    assert integration.state is ConfigEntryState.LOADED
+    assert integration.runtime_data.audit is audit
+    assert audit.pending == 1
+    assert _audit_issue(hass, integration)
+
+    free_disk()
+    await hass.services.async_call(
+        "switch",
+        "turn_off",
+        {"entity_id": "switch.front_door_consent_to_share"},
+        blocking=True,
+    )
+    assert audit.pending == 0
+    assert not _audit_issue(hass, integration)
+    records = await audit.async_export(None, None)
+    assert [(r["event"], r.get("reason")) for r in records[-3:]] == [
+        ("activation_granted", None),
+        ("share_ended", "unloaded"),
+        ("consent_off", None),
+    ]
+    assert "written_at" in records[-2]
+    assert await audit.async_verify() == _valid(len(records))

@@ -331,6 +331,8 @@ async def _audit_actions(
                 "valid": True,
                 "records": response["records"],
                 "first_bad_seq": None,
+                "truncated": False,
+                "expected_last_seq": None,
             }
 
 

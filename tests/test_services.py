@@ -66,6 +66,8 @@ async def test_verify_audit_log(
         "valid": True,
         "records": count,
         "first_bad_seq": None,
+        "truncated": False,
+        "expected_last_seq": None,
     }
 
     lines = audit.path.read_bytes().splitlines(keepends=True)
@@ -75,6 +77,26 @@ async def test_verify_audit_log(
         "valid": False,
         "records": count,
         "first_bad_seq": count - 1,
+        "truncated": False,
+        "expected_last_seq": None,
+    }
+
+
+async def test_verify_audit_log_reports_a_cut_end(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """Records cut off the end at a record boundary leave a valid chain: reported."""
+    audit = _audit(integration)
+    await audit.async_append("consent_on", cause="resident")
+    last = await audit.async_append("consent_off", cause="resident")
+    lines = audit.path.read_bytes().splitlines(keepends=True)
+    audit.path.write_bytes(b"".join(lines[:-2]))
+    assert await _call(hass, "verify_audit_log", integration.entry_id) == {
+        "valid": False,
+        "records": last.seq - 2,
+        "first_bad_seq": None,
+        "truncated": True,
+        "expected_last_seq": last.seq,
     }
 
 

@@ -214,4 +214,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -
     Repairs(
         hass, entry.entry_id, camera_entity_id(hass, entry.data[CONF_CAMERA_ENTITY_ID])
     ).async_clear()
-    AuditLog.forget(hass, entry.entry_id)
+    await AuditLog.async_forget(hass, entry.entry_id)

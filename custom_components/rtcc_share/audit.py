@@ -3,21 +3,44 @@
 One JSON Lines file per config entry, `<config>/rtcc_share/<entry_id>.audit.jsonl`,
 in the format of audit_format.py, and one writer for it. Changing, removing or reordering
 any line breaks the chain at that `seq`; only cutting records off the end
-leaves a valid chain, which the receipts given to the city then contradict.
+leaves a valid chain, which the receipts given to the city and the stored
+chain head (below) then contradict.
 
-Durability: an append is written, flushed and fsynced in the executor before
-the caller goes on; appends are serialized by a lock. Bytes found after the
-last good record (a write torn by a crash or a failed write) are moved to a
-side file and recorded in a `recovered` record, never silently dropped.
-Opening reads only the tail of the file, so its cost does not grow with the log.
+Appends are serialized by a lock and durable (audit_file.py does the
+blocking work in the executor) before the caller goes on.
 
-Pruning (retention) only runs on a log that verifies, and removes a prefix of
-records. The rewritten file starts with an anchor line, `{"event": "pruned",
-"seq": <last removed seq>, "hash": <its hash>, "ts": <its ts>, "removed": k}`,
-which is accepted only as the first line and from which the kept records
-chain on. A normal chained `pruned` record is appended in the same atomic
-rewrite and carries the SHA-256 of the anchor line: an anchor that no such
-record vouches for (say, written after deleting records) fails verification.
+Records that cannot wait (`async_try_append`: consent off, a share's end,
+refusals; steps that protect privacy and never wait for the log) are not
+lost when their write fails (say, the disk is full): the writer keeps them
+in memory, in order, and writes them before anything else at the next write
+that succeeds: the next append, opening the log again at setup, the retry
+every RETRY_INTERVAL while any wait, or a last try as Home Assistant stops. Each gets its `seq`, `prev` and `hash`
+when it is written, keeps as `ts` the time its event happened (when its
+first write failed) and gains `written_at`, when it was written. So the
+chain is in the order events happened, and `ts` never goes backwards along
+it: nothing newer can be written before what waits. At most PENDING_MAX
+records wait; later ones are only counted, by event, in one `not_recorded`
+record written after them (`ts`: the first one left out, `last_ts`: the last
+one). Waiting records live as long as Home Assistant runs (across reloads of
+the entry); a restart before the disk has room loses them. Every write puts
+them first, so none succeeds without them, and the `audit_log_unavailable`
+repair issue, raised by the failure, is cleared only by a write that
+succeeds (opening the log does not raise at setup for them: it reports them).
+
+Chain head: after every write, the last record's `seq` and `hash` are saved
+in Home Assistant's storage (`rtcc_share.<entry_id>.audit_head`), always
+after the record is on disk, so the stored head is at most behind the file
+(a crash between the two), never ahead. Verifying compares the log with the
+running writer's last record; at the first opening after a start, a log that
+ends before the stored head (or ends at its `seq` with another hash) has lost
+records off its end, which the chain alone cannot show: a `truncated` record
+(`expected_last_seq`, `expected_last_hash`, `found_last_seq`,
+`found_last_hash`) says so in the log itself, and the log no longer verifies.
+Without a stored head (the first start after an upgrade) there is nothing to
+compare and the head is stored from then on. Pruning keeps the last record,
+so the head stays valid.
+
+Pruning (retention, see audit_file.py) only runs on a log that verifies.
 """
 
 import asyncio
@@ -25,30 +48,25 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import datetime, timedelta
 import logging
-import os
 from pathlib import Path
 from typing import IO, Any
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
+from .audit_file import LogFile
 from .audit_format import (
     RESERVED_FIELDS,
     AuditRecord,
     Tail,
     VerifyResult,
-    build,
-    canonical,
     export_records,
     format_ts,
-    is_anchor,
-    lines,
-    parse,
-    scan_tail,
-    sha256,
     tail_records,
     transparency_report,
     verify,
@@ -62,39 +80,12 @@ _LOGGER = logging.getLogger(__name__)
 # newer records for a torn tail.
 _LOGS: HassKey[dict[str, AuditLog]] = HassKey(f"{DOMAIN}_audit_logs")
 
+RETRY_INTERVAL = timedelta(minutes=1)
+HEAD_STORE_VERSION = 1
+
 
 class AuditUnavailableError(HomeAssistantError):
     """The audit log cannot be read or written; writers must fail closed."""
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a file's creation, rename or size change in the folder durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _create_side_file(folder: Path, base: str) -> tuple[int, str]:
-    """Create a new file next to the log; never overwrite an earlier one."""
-    attempt = 0
-    while True:
-        name = f"{base}-{attempt}.bin" if attempt else f"{base}.bin"
-        try:
-            return os.open(
-                folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
-            ), name
-        except FileExistsError:
-            attempt += 1
 
 
 def _unavailable(err: OSError) -> AuditUnavailableError:
@@ -105,71 +96,48 @@ def _unavailable(err: OSError) -> AuditUnavailableError:
     )
 
 
-def _prune_file(path: Path, tail: Tail, cutoff: str) -> tuple[int, Tail]:
-    """Atomically rewrite a log without its records older than cutoff.
+class _StoredHead:
+    """The (seq, hash) of the last record written, in Home Assistant's storage."""
 
-    Return how many were removed and where the chain now continues.
-    """
-    with path.open("rb") as src:
-        if not (result := verify(src, tail.end)).valid:
-            _LOGGER.warning(
-                "Not pruning audit log %s: it fails verification at seq %s",
-                path,
-                result.first_bad_seq,
-            )
-            return 0, tail
-        rows = lines(src, tail.end)
-        last: dict[str, Any] | None = None
-        removed = 0
-        first_kept = b""
-        for index, line in enumerate(rows):
-            # Every line parses: the log verified.
-            if (old := parse(line)) is None or str(old.get("ts")) >= cutoff:
-                first_kept = line
-                break
-            if index == 0 and is_anchor(old, line):
-                continue
-            last, removed = old, removed + 1
-        if last is None:
-            return 0, tail
-        anchor = canonical(
-            {
-                "event": AuditEvent.PRUNED,
-                "seq": last["seq"],
-                "hash": last["hash"],
-                "ts": last.get("ts"),
-                "removed": removed,
-            }
+    def __init__(self, hass: HomeAssistant, entry_id: str, path: Path) -> None:
+        self._store: Store[dict[str, Any]] = Store(
+            hass, HEAD_STORE_VERSION, f"{DOMAIN}.{entry_id}.audit_head", private=True
         )
-        record, line = build(
-            tail.seq + 1,
-            tail.hash,
-            AuditEvent.PRUNED,
-            {
-                "removed": removed,
-                "through_seq": last["seq"],
-                "older_than": cutoff,
-                "anchor_sha256": sha256(anchor + b"\n"),
-            },
-        )
-        tmp = path.with_name(f"{path.name}.tmp")
+        self._path = path  # for log lines
+        self._head: tuple[int, str] | None = None  # as stored
+        self.loaded = False
+
+    async def async_load(self) -> tuple[int, str] | None:
+        """Return the stored head; None if there is none or it is unreadable."""
+        self.loaded = True
         try:
-            with tmp.open("wb") as out:
-                tmp.chmod(0o600)
-                out.write(anchor + b"\n" + first_kept)
-                out.writelines(rows)
-                out.write(line)
-                out.flush()
-                os.fsync(out.fileno())
-                size = out.tell()
-            tmp.replace(path)
-        except OSError:
-            with suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise
-    _fsync_dir(path.parent)
-    _LOGGER.info("Pruned %d records from audit log %s", removed, path)
-    return removed, Tail(record.seq, record.hash, size)
+            stored = await self._store.async_load()
+        except HomeAssistantError as err:
+            _LOGGER.warning(
+                "Cannot read where audit log %s ended (%s); its end is not"
+                " checked at this start",
+                self._path,
+                type(err).__name__,
+            )
+            return None
+        if (
+            isinstance(stored, dict)
+            and type(seq := stored.get("seq")) is int
+            and isinstance(digest := stored.get("hash"), str)
+        ):
+            self._head = (seq, digest)
+        return self._head
+
+    async def async_save(self, tail: Tail | None) -> None:
+        """Store the last record written, if it changed (only once it is on disk)."""
+        if tail is None or (tail.seq, tail.hash) == self._head:
+            return
+        self._head = (tail.seq, tail.hash)
+        await self._store.async_save({"seq": tail.seq, "hash": tail.hash})
+
+    async def async_remove(self) -> None:
+        """Delete it (the entry is removed)."""
+        await self._store.async_remove()
 
 
 class AuditLog:
@@ -179,13 +147,23 @@ class AuditLog:
         """Initialize; nothing is read until the log is opened."""
         self._hass = hass
         self._entry_id = entry_id
-        self.path = Path(hass.config.path(DOMAIN, f"{entry_id}.audit.jsonl"))
         self._lock = asyncio.Lock()
-        # Both are only used by jobs holding the lock.
-        self._tail: Tail | None = None
-        self._unrecorded: list[dict[str, Any]] = []
+        # All of these are only used by jobs holding the lock.
+        path = Path(hass.config.path(DOMAIN, f"{entry_id}.audit.jsonl"))
+        self._file = LogFile(path, entry_id)
+        self._head = _StoredHead(hass, entry_id, path)
         # Told after every append whether it succeeded (the repair issue).
         self._on_health: Callable[[bool], None] | None = None
+        self._retry_unsubs: list[CALLBACK_TYPE] = []
+
+    @property
+    def path(self) -> Path:
+        """Return the log file's path."""
+        return self._file.path
+
+    @path.setter
+    def path(self, path: Path) -> None:
+        self._file.path = path
 
     @classmethod
     def for_entry(cls, hass: HomeAssistant, entry_id: str) -> AuditLog:
@@ -196,35 +174,72 @@ class AuditLog:
         return log
 
     @classmethod
-    def forget(cls, hass: HomeAssistant, entry_id: str) -> None:
-        """Drop the entry's writer (the entry is removed)."""
-        hass.data.get(_LOGS, {}).pop(entry_id, None)
+    async def async_forget(cls, hass: HomeAssistant, entry_id: str) -> None:
+        """Drop the entry's writer and its stored head (the entry is removed)."""
+        log = hass.data.get(_LOGS, {}).pop(entry_id, None) or cls(hass, entry_id)
+        await log.async_close()
+
+    async def async_close(self) -> None:
+        """Give what waits a last try, stop retrying, delete the stored head.
+
+        The log file itself stays with the resident.
+        """
+        if self.pending:
+            async with self._lock:
+                with suppress(AuditUnavailableError):
+                    await self._async_write(None, {}, keep=False)
+            if self.pending:
+                _LOGGER.error(
+                    "%d audit records could not be written to %s before the"
+                    " entry was removed; they are lost",
+                    self.pending,
+                    self.path,
+                )
+        self._cancel_retry()
+        await self._head.async_remove()
+
+    @property
+    def pending(self) -> int:
+        """Return how many records wait for the disk (kept or only counted)."""
+        return self._file.pending
 
     async def async_open(self) -> None:
-        """Find the end of the chain; set aside and record a torn tail."""
+        """Find the end of the chain and write what waits.
+
+        Raise AuditUnavailableError only if the end cannot be found: records
+        that cannot be written yet keep waiting, and the repair issue says so.
+        """
         async with self._lock:
-            await self._async_write(None, {})
+            try:
+                await self._async_write(None, {}, keep=False)
+            except AuditUnavailableError:
+                if self._file.tail is None:
+                    raise
 
     async def async_append(self, event: AuditEvent, /, **fields: Any) -> AuditRecord:
         """Durably append a record; raise AuditUnavailableError if impossible."""
-        if reserved := RESERVED_FIELDS.intersection(fields):
-            raise ValueError(f"Reserved audit field(s): {', '.join(sorted(reserved))}")
-        async with self._lock:
-            try:
-                records, _ = await self._async_write(event, fields)
-            except AuditUnavailableError:
-                self._report(ok=False)
-                raise
-        self._report(ok=True)
-        return records[-1]
+        return await self._async_append(event, fields, keep=False)
 
     async def async_try_append(
         self, event: AuditEvent, /, **fields: Any
     ) -> AuditRecord | None:
-        """Append where a failure must not stop a privacy-protecting step."""
+        """Append where a failure must not stop a privacy-protecting step.
+
+        A record that cannot be written now waits and is written first at the
+        next write that succeeds; None then.
+        """
         with suppress(AuditUnavailableError):
-            return await self.async_append(event, **fields)
+            return await self._async_append(event, fields, keep=True)
         return None
+
+    async def _async_append(
+        self, event: AuditEvent, fields: Mapping[str, Any], *, keep: bool
+    ) -> AuditRecord:
+        if reserved := RESERVED_FIELDS.intersection(fields):
+            raise ValueError(f"Reserved audit field(s): {', '.join(sorted(reserved))}")
+        async with self._lock:
+            records, _ = await self._async_write(event, fields, keep=keep)
+        return records[-1]
 
     @callback
     def async_watch_health(self, report: Callable[[bool], None]) -> CALLBACK_TYPE:
@@ -243,8 +258,10 @@ class AuditLog:
             self._on_health(ok)
 
     async def async_verify(self) -> VerifyResult:
-        """Verify the whole chain."""
-        return await self._async_read(verify)
+        """Verify the whole chain, and that it still ends with the last record written."""
+        return await self._async_read(
+            lambda file, tail: verify(file, tail.end, (tail.seq, tail.hash))
+        )
 
     async def async_export(
         self, start: datetime | None, end: datetime | None
@@ -253,17 +270,19 @@ class AuditLog:
         start_ts = None if start is None else format_ts(start)
         end_ts = None if end is None else format_ts(end)
         return await self._async_read(
-            lambda file, size: export_records(file, size, start_ts, end_ts)
+            lambda file, tail: export_records(file, tail.end, start_ts, end_ts)
         )
 
     async def async_transparency_report(self) -> list[dict[str, Any]]:
         """Return per-month activation statistics, oldest month first."""
-        return await self._async_read(transparency_report)
+        return await self._async_read(
+            lambda file, tail: transparency_report(file, tail.end)
+        )
 
     async def async_tail(self, count: int) -> list[dict[str, Any]]:
         """Return the last `count` records, oldest first."""
         return await self._async_read(
-            lambda file, size: tail_records(file, size, count)
+            lambda file, tail: tail_records(file, tail.end, count)
         )
 
     async def async_prune(self, older_than: datetime) -> int:
@@ -272,12 +291,13 @@ class AuditLog:
         async with self._lock:
             tail = await self._async_ensure_open()
             try:
-                removed, self._tail = await self._hass.async_add_executor_job(
-                    _prune_file, self.path, tail, cutoff
+                removed = await self._hass.async_add_executor_job(
+                    self._file.prune, tail, cutoff
                 )
             except OSError as err:
                 _LOGGER.error("Cannot prune the audit log %s: %s", self.path, err)
                 raise _unavailable(err) from err
+            await self._head.async_save(self._file.tail)
         return removed
 
     @callback
@@ -305,22 +325,22 @@ class AuditLog:
 
     async def _async_ensure_open(self) -> Tail:
         """Open the log if needed and return its tail; the caller holds the lock."""
-        if self._tail is not None:
-            return self._tail
-        return (await self._async_write(None, {}))[1]
+        if self._file.tail is not None:
+            return self._file.tail
+        return (await self._async_write(None, {}, keep=False))[1]
 
-    async def _async_read[_T](self, reader: Callable[[IO[bytes], int], _T]) -> _T:
+    async def _async_read[_T](self, reader: Callable[[IO[bytes], Tail], _T]) -> _T:
         """Run a reader in the executor over the records written so far."""
         try:
             async with self._lock:
-                end = (await self._async_ensure_open()).end
+                tail = await self._async_ensure_open()
                 # Opened under the lock: a later prune replaces the path, not
-                # this file, and appends only add bytes after `end`.
+                # this file, and appends only add bytes after `tail.end`.
                 file = await self._hass.async_add_executor_job(self.path.open, "rb")
 
             def _read() -> _T:
                 with file:
-                    return reader(file, end)
+                    return reader(file, tail)
 
             return await self._hass.async_add_executor_job(_read)
         except OSError as err:
@@ -328,90 +348,80 @@ class AuditLog:
             raise _unavailable(err) from err
 
     async def _async_write(
-        self, event: str | None, fields: Mapping[str, Any]
+        self,
+        event: str | None,
+        fields: Mapping[str, Any],
+        *,
+        keep: bool,
+        retry: bool = False,
     ) -> tuple[list[AuditRecord], Tail]:
-        """Write in the executor; the caller holds the lock."""
+        """Write what waits, then the event if any; the caller holds the lock.
+
+        With `keep`, an event that cannot be written waits for the next write.
+        """
+        if not self._head.loaded:
+            self._file.stored_end = await self._head.async_load()
+        now = format_ts(dt_util.utcnow())
+        waited = self.pending
         try:
-            return await self._hass.async_add_executor_job(
-                self._write_sync, event, fields
+            records, tail = await self._hass.async_add_executor_job(
+                self._file.write, now, event, fields
             )
         except OSError as err:
-            _LOGGER.error("Cannot write the audit log %s: %s", self.path, err)
+            # The retry, every minute while the disk is full, logs quietly.
+            (_LOGGER.debug if retry else _LOGGER.error)(
+                "Cannot write the audit log %s: %s", self.path, err
+            )
+            if keep and event is not None:
+                self._file.keep(event, fields, now)
+            self._report(ok=False)
+            self._schedule_retry()
             raise _unavailable(err) from err
+        if waited:
+            _LOGGER.info(
+                "Wrote the %d audit records that waited to %s", waited, self.path
+            )
+        self._cancel_retry()
+        await self._head.async_save(tail)
+        if records:
+            self._report(ok=True)
+        return records, tail
 
-    def _write_sync(
-        self, event: str | None, fields: Mapping[str, Any]
-    ) -> tuple[list[AuditRecord], Tail]:
-        """Append durably, recovering a torn tail first; runs under the lock."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            size = os.fstat(fd).st_size
-            if (tail := self._tail) is None:
-                if size == 0:
-                    _fsync_dir(self.path.parent)  # the file may be new
-                self._tail = tail = scan_tail(fd, size)
-            if size > tail.end:
-                # Kept in memory until its record is written, so never lost.
-                self._unrecorded.append(self._set_aside(fd, tail.end, size))
-            elif size < tail.end:
-                _LOGGER.warning(
-                    "Audit log %s is shorter than what was written to it; it was"
-                    " changed outside Home Assistant and will fail verification",
+    def _schedule_retry(self) -> None:
+        """Retry what waits every minute, and a last time as Home Assistant stops."""
+        if self._retry_unsubs or not self._file.has_unwritten:
+            return
+
+        async def _async_retry(_now: datetime) -> None:
+            async with self._lock:
+                with suppress(AuditUnavailableError):
+                    await self._async_write(None, {}, keep=False, retry=True)
+
+        async def _async_last_try(_event: Event) -> None:
+            self._retry_unsubs.remove(unsub_stop)  # fired: nothing to undo
+            await _async_retry(dt_util.utcnow())
+            if self.pending:
+                _LOGGER.error(
+                    "%d audit records could not be written to %s before Home"
+                    " Assistant stopped; they are lost",
+                    self.pending,
                     self.path,
                 )
-            # Append at the end, never past it: that would leave a hole.
-            offset = min(size, tail.end)
-            pending: list[tuple[str, Mapping[str, Any]]] = [
-                (AuditEvent.RECOVERED, torn) for torn in self._unrecorded
-            ]
-            if event is not None:
-                pending.append((event, fields))
-            records: list[AuditRecord] = []
-            data = b""
-            seq, prev = tail.seq, tail.hash
-            for name, body in pending:
-                record, line = build(seq + 1, prev, name, body)
-                records.append(record)
-                data += line
-                seq, prev = record.seq, record.hash
-            if not data:
-                return records, tail
-            try:
-                _pwrite_all(fd, data, offset)
-                os.fsync(fd)
-            except OSError:
-                # Take back a partial write; if that fails too, the next write
-                # sets the leftover bytes aside.
-                with suppress(OSError):
-                    os.ftruncate(fd, offset)
-                raise
-            self._tail = tail = Tail(seq, prev, offset + len(data))
-            self._unrecorded.clear()
-            return records, tail
-        finally:
-            os.close(fd)
 
-    def _set_aside(self, fd: int, start: int, size: int) -> dict[str, Any]:
-        """Move the bytes after the last good record to a side file."""
-        torn = os.pread(fd, size - start, start)
-        stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%S%fZ")
-        side, name = _create_side_file(
-            self.path.parent, f"{self._entry_id}.audit.torn-{stamp}"
+        unsub_stop = self._hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_FINAL_WRITE, _async_last_try
         )
-        try:
-            os.write(side, torn)
-            os.fsync(side)
-        finally:
-            os.close(side)
-        os.ftruncate(fd, start)
-        os.fsync(fd)
-        _fsync_dir(self.path.parent)
-        _LOGGER.warning(
-            "Audit log %s ended in %d bytes that are not a complete record;"
-            " they were moved to %s",
-            self.path,
-            len(torn),
-            name,
-        )
-        return {"bytes": len(torn), "sha256": sha256(torn), "side_file": name}
+        self._retry_unsubs = [
+            async_track_time_interval(
+                self._hass,
+                _async_retry,
+                RETRY_INTERVAL,
+                name=f"{DOMAIN} audit retry",
+                cancel_on_shutdown=True,
+            ),
+            unsub_stop,
+        ]
+
+    def _cancel_retry(self) -> None:
+        while self._retry_unsubs:
+            self._retry_unsubs.pop()()

@@ -4,7 +4,13 @@ One JSON Lines file per config entry. Each line is the canonical JSON (sorted
 keys, no spaces, UTF-8) of a record: `seq` (from 1, no gaps), UTC `ts`,
 `event`, the event's fields, `prev` (the previous record's hash, 64 zeros for
 the first) and `hash`, the SHA-256 of the canonical JSON of the record
-without `hash`. A pruned log starts with an anchor line (see audit.py).
+without `hash`. A record written later than its event also has `written_at`
+(see audit.py). A pruned log starts with an anchor line (see audit.py).
+
+Verifying checks the chain and, given the last record its writer wrote, that
+the log still holds it: a log cut at a record boundary is a valid chain, and
+only this comparison (or a `truncated` record, written when a restart finds
+the cut) shows that records are missing from its end.
 
 Everything here is synchronous and reads files it is given: audit.py runs it
 in the executor.
@@ -27,7 +33,7 @@ from .models import AuditEvent
 _LOGGER = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
-RESERVED_FIELDS = frozenset({"seq", "ts", "event", "prev", "hash"})
+RESERVED_FIELDS = frozenset({"seq", "ts", "event", "prev", "hash", "written_at"})
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Larger than a typical record, so opening usually reads one block.
 TAIL_BLOCK = 16 * 1024
@@ -51,11 +57,18 @@ class AuditRecord:
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """The outcome of verifying the whole chain."""
+    """The outcome of verifying the whole chain.
+
+    `valid` is false if the chain breaks (at `first_bad_seq`) or if records
+    are missing from its end (`truncated`; `expected_last_seq` is the last
+    record written).
+    """
 
     valid: bool
     records: int
     first_bad_seq: int | None
+    truncated: bool = False
+    expected_last_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +102,12 @@ def sha256(data: bytes) -> str:
 
 
 def build(
-    seq: int, prev: str, event: str, fields: Mapping[str, Any]
+    seq: int, prev: str, event: str, fields: Mapping[str, Any], ts: str | None = None
 ) -> tuple[AuditRecord, bytes]:
-    """Return a new record and its line."""
+    """Return a new record and its line; `ts` is now unless given."""
     body = {
         "seq": seq,
-        "ts": format_ts(dt_util.utcnow()),
+        "ts": ts or format_ts(dt_util.utcnow()),
         "event": event,
         **fields,
         "prev": prev,
@@ -185,15 +198,35 @@ def scan_tail(fd: int, size: int) -> Tail:
     return Tail(0, GENESIS_HASH, 0)
 
 
-def verify(file: IO[bytes], end: int) -> VerifyResult:
-    """Check every line, the chain and a pruning anchor."""
+def verify(
+    file: IO[bytes], end: int, last: tuple[int, str] | None = None
+) -> VerifyResult:
+    """Check every line, the chain, a pruning anchor and the end.
+
+    `last` is the (seq, hash) of the last record written, if known: a log
+    without that line (record or anchor) has lost its end.
+    """
     expected_seq, prev = 1, GENESIS_HASH
     anchor: tuple[int, str] | None = None  # (seq, sha256 of the anchor line)
     anchor_proof: Any = None  # what the latest chained `pruned` record says
     first_bad: int | None = None
     count = 0
+    has_last = last is None or last[0] == 0
+    cut_recorded = False
+    recorded_last: Any = None  # the last seq the latest `truncated` record names
+    read, line = 0, b""
     for index, line in enumerate(lines(file, end)):
+        read += len(line)
         record = parse(line)
+        if record is not None and (record["seq"], record["hash"]) == last:
+            has_last = True
+        # Reported even past a break: the cut is evidence of its own.
+        if (
+            record is not None
+            and record.get("event") == AuditEvent.TRUNCATED
+            and is_intact(record, line)
+        ):
+            cut_recorded, recorded_last = True, record.get("expected_last_seq")
         if index == 0 and record is not None and is_anchor(record, line):
             anchor = (record["seq"], sha256(line))
             expected_seq, prev = record["seq"] + 1, record["hash"]
@@ -214,7 +247,19 @@ def verify(file: IO[bytes], end: int) -> VerifyResult:
         expected_seq, prev = expected_seq + 1, record["hash"]
     if first_bad is None and anchor is not None and anchor_proof != anchor[1]:
         first_bad = anchor[0]
-    return VerifyResult(first_bad is None, count, first_bad)
+    # A line cut at `end` means that bytes before it changed (the chain shows
+    # where), not that the end is gone.
+    if read == end and not line.endswith(b"\n"):
+        has_last = True
+    expected_last = last[0] if not has_last and last is not None else recorded_last
+    truncated = not has_last or cut_recorded
+    return VerifyResult(
+        first_bad is None and not truncated,
+        count,
+        first_bad,
+        truncated,
+        expected_last if type(expected_last) is int else None,
+    )
 
 
 def export_records(

@@ -72,6 +72,9 @@ async def async_get_config_entry_diagnostics(
             "valid": verify.valid,
             "records": verify.records,
             "first_bad_seq": verify.first_bad_seq,
+            "truncated": verify.truncated,
+            "expected_last_seq": verify.expected_last_seq,
+            "pending_records": data.audit.pending,
             "last_records": async_redact_data(
                 await data.audit.async_tail(AUDIT_TAIL), TO_REDACT
             ),

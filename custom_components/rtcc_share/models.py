@@ -96,6 +96,8 @@ class AuditEvent(StrEnum):
     AUTHENTICATION_FAILED = "authentication_failed"
     RECOVERED = "recovered"
     PRUNED = "pruned"
+    TRUNCATED = "truncated"
+    NOT_RECORDED = "not_recorded"
 
 
 class ConsentCause(StrEnum):

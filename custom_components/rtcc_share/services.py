@@ -118,12 +118,14 @@ async def _async_export_audit_log(call: ServiceCall) -> ServiceResponse:
 
 
 async def _async_verify_audit_log(call: ServiceCall) -> ServiceResponse:
-    """Verify the whole hash chain."""
+    """Verify the whole hash chain, and that no record is missing from its end."""
     result = await _audit_log(call).async_verify()
     return {
         "valid": result.valid,
         "records": result.records,
         "first_bad_seq": result.first_bad_seq,
+        "truncated": result.truncated,
+        "expected_last_seq": result.expected_last_seq,
     }
 
 
