@@ -21,7 +21,6 @@ from homeassistant.components.camera import (
     Camera,
     CameraEntityFeature,
     CameraWebRTCProvider,
-    RTCIceCandidateInit,
     WebRTCAnswer,
     WebRTCCandidate,
     WebRTCError,
@@ -29,6 +28,7 @@ from homeassistant.components.camera import (
 )
 from homeassistant.core import callback
 from homeassistant.exceptions import HomeAssistantError
+from webrtc_models import RTCIceCandidateInit
 
 
 class Peers:

@@ -20,11 +20,11 @@ from aiortc import (
 from homeassistant.components.camera import (
     Camera,
     CameraWebRTCProvider,
-    RTCIceCandidateInit,
     WebRTCAnswer,
     WebRTCSendMessage,
 )
 from homeassistant.core import HomeAssistant, callback
+from webrtc_models import RTCIceCandidateInit
 
 
 class RelayProvider(CameraWebRTCProvider):
