@@ -936,7 +936,7 @@ def _expected_auth_error(headers: list[tuple[str, bytes]], now: float) -> set[st
 
 
 async def _send_raw(
-    client: TestClient, request: dict[str, Any]
+    client: TestClient, request: dict[str, Any], *, body: bool = True
 ) -> tuple[int, str | None, bytes]:
     """Send bytes exactly as drawn (non-UTF-8 header values included)."""
     server = client.server
@@ -950,7 +950,7 @@ async def _send_raw(
     if request["content_type"] is not None:
         head.append(b"Content-Type: " + request["content_type"].encode())
     head.append(b"Content-Length: %d" % len(request["body"]))
-    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + request["body"])
+    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + (request["body"] if body else b""))
     # The server may answer (413, 400) and close before reading it all.
     with contextlib.suppress(ConnectionError):
         await writer.drain()
@@ -1028,7 +1028,11 @@ async def test_fuzz_hostile_headers(
         FORBIDDEN_HEADER_BYTES.search(value) or len(value) > MAX_HEADER_VALUE_BYTES
         for value in values
     )
-    if request["raw"] or not _client_can_send(request):
+    if malformed:
+        # aiohttp's parser refuses the head before it reads the body; a body
+        # still being sent then would reset the connection and lose the answer.
+        status, response_type, raw = await _send_raw(client, request, body=False)
+    elif request["raw"] or not _client_can_send(request):
         status, response_type, raw = await _send_raw(client, request)
     else:
         status, response_type, raw = await _send_client(client, request)
