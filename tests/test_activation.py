@@ -2,16 +2,25 @@
 
 import asyncio
 from collections.abc import AsyncGenerator
+from datetime import timedelta
+import json
 from pathlib import Path
 import shutil
 from typing import Any
 from unittest.mock import patch
 
 import aioice.ice
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.camera import Camera, async_register_webrtc_provider
+from homeassistant.components.camera.webrtc import WebRTCAnswer
+from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import (
@@ -21,11 +30,11 @@ from custom_components.rtcc_share.const import (
     STREAM_HLS,
     STREAM_WEBRTC,
 )
-from custom_components.rtcc_share.live import webrtc_share, webrtc_view
+from custom_components.rtcc_share.live import webrtc_share
 from tools.city.browser import chromium
 from tools.city.chromium import WEBRTC_FLAGS
 from tools.city.watch import ViewerServer
-from tools.city.webrtc import Viewer
+from tools.city.webrtc import SDP_TYPE, Viewer
 
 from .common import EXTERNAL_URL, WEBHOOK_URL, City, ended, requested, turn_on_consent
 from .webrtc_camera import (
@@ -41,10 +50,7 @@ FRAME_TIMEOUT_S = 20
 @pytest.fixture(autouse=True)
 def loopback(socket_enabled: None) -> None:
     """Let ICE use loopback only (aioice skips 127.0.0.1 by default)."""
-    with (
-        patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]),
-        patch.object(webrtc_view, "CANDIDATE_WAIT_S", 0.5),
-    ):
+    with patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]):
         yield
 
 
@@ -212,6 +218,81 @@ async def test_camera_offering_both_gets_both_urls_in_one_grant(
     records = await integration.runtime_data.audit.async_export(None, None)
     [granted] = [r for r in records if r["event"] == "activation_granted"]
     assert granted["streams"] == [STREAM_HLS, STREAM_WEBRTC]
+
+
+# A receive-only video offer, and a camera's answer that needs no waiting.
+_VIDEO_OFFER = (
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"
+    "a=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
+    "a=setup:actpass\r\na=mid:0\r\na=rtcp-mux\r\n"
+    "a=rtpmap:96 H264/90000\r\na=recvonly\r\n"
+)
+_CAMERA_ANSWER = (
+    _VIDEO_OFFER.replace("abcd", "efgh")
+    .replace("actpass", "active")
+    .replace(
+        "a=recvonly\r\n",
+        "a=sendonly\r\na=candidate:1 1 udp 2130706431 8.8.4.4 40000 typ host\r\n"
+        "a=end-of-candidates\r\n",
+    )
+)
+
+
+async def test_session_churn_is_bounded_in_the_record_and_the_state_writes(
+    hass: HomeAssistant,
+    client: Any,
+    city: City,
+    integration: MockConfigEntry,
+    camera: RingLikeCamera,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """300 POST/DELETE cycles: 50 sessions kept, the rest summed; the count ~once a second."""
+    status, body = await _activate(client, city, accept_streams=["webrtc"])
+    assert status == 201
+    path = body["webrtc_url"].removeprefix(EXTERNAL_URL)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(seconds=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    writes = async_capture_events(hass, EVENT_STATE_CHANGED)
+
+    async def answer(offer: str, session_id: str, send: Any) -> None:
+        send(WebRTCAnswer(_CAMERA_ANSWER))
+
+    with patch.object(camera, "async_handle_async_webrtc_offer", answer):
+        for _ in range(300):
+            response = await client.post(
+                path, data=_VIDEO_OFFER.encode(), headers={"Content-Type": SDP_TYPE}
+            )
+            assert response.status == 201
+            location = response.headers["Location"]
+            assert (await client.delete(location)).status == 200
+    freezer.tick(timedelta(seconds=1.5))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    sensor_writes = [
+        event.data["new_state"].attributes["viewers"]
+        for event in writes
+        if event.data["entity_id"] == "binary_sensor.front_door_live_share"
+    ]
+    assert sensor_writes == [1, 0]
+    share = integration.runtime_data.session.live.webrtc
+    assert len(share.log.kept) == 50
+
+    signed, headers = city.sign(ended("W-1"))
+    assert (await client.post(WEBHOOK_URL, data=signed, headers=headers)).status == 200
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [share_ended] = [r for r in records if r["event"] == "share_ended"]
+    sessions = share_ended["webrtc_sessions"]
+    assert len(sessions) == 51
+    assert {s["ended"] for s in sessions[:50]} == {"deleted"}
+    others = sessions[-1]
+    assert (others["other_sessions"], others["other_addresses"]) == (250, 1)
+    assert others["how_ended"] == {"deleted": 250}
+    assert "address" not in others
+    assert len(json.dumps(share_ended)) < 12_000
 
 
 async def test_webrtc_only_camera_asked_for_hls_names_what_it_offers(

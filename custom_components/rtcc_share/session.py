@@ -260,7 +260,7 @@ class ShareSession:
             live.stream.viewers_changed.target = self.async_changed
             live.stream.on_audio_appeared = self._async_audio_appeared
         if live.webrtc is not None:
-            live.webrtc.on_viewers_changed = self.async_changed
+            live.webrtc.viewers_changed.target = self.async_changed
         self._expiry_unsub = async_track_point_in_utc_time(
             self.hass, self._async_expired, live.grant.expires
         )
