@@ -1,11 +1,13 @@
 """The grant use case with both kinds of live view: HLS, WebRTC, or both (contract 1.1)."""
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Generator
 from datetime import timedelta
 import json
 from pathlib import Path
 import shutil
+import socket
+import threading
 from typing import Any
 from unittest.mock import patch
 
@@ -61,10 +63,25 @@ def camera_kind() -> str:
 
 
 @pytest.fixture
-def source_camera(camera_kind: str, video_file: Path) -> Camera:
-    """A Ring doorbell (WebRTC only, no stream source), or a camera offering both."""
+def silent_rtsp() -> Generator[socket.socket]:
+    """An RTSP port that takes connections and never answers (closed at the end)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server
+
+
+@pytest.fixture
+def source_camera(
+    camera_kind: str, video_file: Path, request: pytest.FixtureRequest
+) -> Camera:
+    """A Ring doorbell (WebRTC only, no stream source), or a camera offering both.
+
+    `silent`: a camera offering both whose RTSP source hangs (TCP open, silent).
+    """
     if camera_kind == "provider":
         return ProviderCamera(str(video_file))
+    if camera_kind == "silent":
+        port = request.getfixturevalue("silent_rtsp").getsockname()[1]
+        return ProviderCamera(f"rtsp://127.0.0.1:{port}/doorbell")
     return RingLikeCamera(video_file)
 
 
@@ -93,7 +110,7 @@ async def provider(
     hass: HomeAssistant, camera: Camera, video_file: Path
 ) -> AsyncGenerator[LoopbackProvider]:
     """A go2rtc-like WebRTC provider for the camera's stream source."""
-    provider = LoopbackProvider(video_file)
+    provider = LoopbackProvider(video_file, getattr(camera, "source", None))
     unregister = async_register_webrtc_provider(hass, provider)
     await hass.async_block_till_done()
     yield provider
@@ -218,6 +235,65 @@ async def test_camera_offering_both_gets_both_urls_in_one_grant(
     records = await integration.runtime_data.audit.async_export(None, None)
     [granted] = [r for r in records if r["event"] == "activation_granted"]
     assert granted["streams"] == [STREAM_HLS, STREAM_WEBRTC]
+
+
+def _stream_workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "stream_worker"]
+
+
+@pytest.mark.parametrize("camera_kind", ["silent"])
+@pytest.mark.parametrize(
+    "entry_options",
+    [{**DEFAULT_OPTIONS, CONF_STREAM_KINDS: [STREAM_HLS, STREAM_WEBRTC]}],
+)
+async def test_end_does_not_wait_for_a_hanging_hls_source(
+    hass: HomeAssistant,
+    provider: LoopbackProvider,
+    integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    city: City,
+    silent_rtsp: socket.socket,
+) -> None:
+    """HLS source hung: WebRTC closed and every URL 404 at once; the end is answered."""
+    await turn_on_consent(hass)
+    client = await hass_client_no_auth()
+    status, body = await _activate(client, city, accept_streams=["hls", "webrtc"])
+    assert status == 201, body
+    hls = body["stream_url"].removeprefix(EXTERNAL_URL)
+    webrtc = body["webrtc_url"].removeprefix(EXTERNAL_URL)
+    viewer = Viewer(client, webrtc)
+    await viewer.start()
+    assert viewer.location is not None
+    # The HLS worker is stuck opening the source (for 5 s, HA's RTSP timeout).
+    assert _stream_workers()
+
+    signed, headers = city.sign(ended("W-1"))
+    end = asyncio.create_task(client.post(WEBHOOK_URL, data=signed, headers=headers))
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while not provider.peers.closed:
+            await asyncio.sleep(0.01)
+    assert (await client.delete(viewer.location)).status == 404
+    assert (await client.get(hls)).status == 404
+    response = await client.post(
+        webrtc, data=b"v=0\r\n", headers={"Content-Type": "application/sdp"}
+    )
+    assert response.status == 404
+    assert (await end).status == 200
+    # Answered while the HLS worker still hangs: the end did not wait for it.
+    assert _stream_workers()
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [share_ended] = [r for r in records if r["event"] == "share_ended"]
+    assert share_ended["viewers"] == []
+    [session] = share_ended["webrtc_sessions"]
+    assert (session["address"], session["ended"]) == ("127.0.0.1", "share_ended")
+
+    # The source gives up; the worker stops in the background.
+    await viewer.close(delete=False)
+    silent_rtsp.close()
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while _stream_workers():
+            await asyncio.sleep(0.05)
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 # A receive-only video offer, and a camera's answer that needs no waiting.
