@@ -71,6 +71,8 @@ BENCH_INTEGRATION: Final = REPO / "bench" / "rtcc_bench"
 DEMO_CAMERA: Final = "camera.demo_doorbell"
 FEED_CAMERA_NAME: Final = "Bench feed"
 FEED_CAMERA: Final = "camera.bench_feed"
+RING_CAMERA_NAME: Final = "Bench ring"
+RING_CAMERA: Final = "camera.bench_ring"
 FILE_CAMERA_NAME: Final = "Bench file"
 FILE_CAMERA: Final = "camera.bench_file"
 LIVE_PATH: Final = "/api/demo_doorbell/live.ts"
@@ -87,6 +89,8 @@ __all__ = [
     "HOST",
     "LIVE_PATH",
     "REPO",
+    "RING_CAMERA",
+    "RING_CAMERA_NAME",
     "City",
     "ended",
     "requested",
@@ -134,12 +138,15 @@ def scratch_config(
     *,
     bench_webhook_id: str | None,
     extra_cameras: dict[str, str] | None = None,
+    ring_like_cameras: tuple[str, ...] = (),
     file_camera: bool = False,
     quiet: bool = True,
 ) -> Path:
     """Write a scratch configuration folder and return its path.
 
     extra_cameras: name -> stream source of `rtcc_bench` cameras to add.
+    ring_like_cameras: which of them stream only over WebRTC, signalled like
+    Home Assistant's Ring camera (their source is read, never offered).
     file_camera: also add `camera.bench_file`, whose source is a local H.264
     MP4 made with tests/video.py (1 s keyframes, 8 s, no audio).
     """
@@ -163,6 +170,7 @@ def scratch_config(
         )
     cameras = "".join(
         f"  - platform: rtcc_bench\n    name: {name}\n    stream_source: {source}\n"
+        + ("    ring_like: true\n" if name in ring_like_cameras else "")
         for name, source in extra_cameras.items()
     )
     if cameras:
@@ -530,6 +538,7 @@ class Bench:
         *,
         bench_webhook: bool = True,
         extra_cameras: dict[str, str] | None = None,
+        ring_like_cameras: tuple[str, ...] = (),
         file_camera: bool = False,
     ) -> Bench:
         """Write the scratch config, start hass, create the owner."""
@@ -538,6 +547,7 @@ class Bench:
             port,
             bench_webhook_id=webhook_id,
             extra_cameras=extra_cameras,
+            ring_like_cameras=ring_like_cameras,
             file_camera=file_camera,
         )
         hass = HassProcess(folder, port)
@@ -606,6 +616,7 @@ def bench_main(
     *,
     options: dict[str, dict[str, Any]] | None = None,
     feed_cameras: tuple[str, ...] = (),
+    ring_like_cameras: tuple[str, ...] = (),
     serves_feed: bool = False,
     file_camera: bool = False,
 ) -> NoReturn:
@@ -614,8 +625,10 @@ def bench_main(
     Every script takes `--port` (default `port`) and `--keep` besides its own
     `options` (flag -> add_argument keywords). `feed_cameras` name cameras
     reading the demo clip's live feed on feed_url(port), which a FeedProcess
-    serves while measure runs, unless the script `serves_feed` itself. A lost
-    connection ends the script with a one-line message instead of a traceback.
+    serves while measure runs, unless the script `serves_feed` itself;
+    `ring_like_cameras` name cameras that read it too but stream it only over
+    WebRTC, signalled like Home Assistant's Ring camera. A lost connection
+    ends the script with a one-line message instead of a traceback.
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     for flag, kwargs in (options or {}).items():
@@ -623,7 +636,9 @@ def bench_main(
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
     args = parser.parse_args()
-    extra_cameras = dict.fromkeys(feed_cameras, feed_url(args.port))
+    extra_cameras = dict.fromkeys(
+        (*feed_cameras, *ring_like_cameras), feed_url(args.port)
+    )
 
     async def body(bench: Bench) -> None:
         feed = bool(extra_cameras) and not serves_feed
@@ -637,6 +652,7 @@ def bench_main(
             keep=args.keep,
             file_camera=file_camera,
             extra_cameras=extra_cameras or None,
+            ring_like_cameras=ring_like_cameras,
         )
         return 0
 

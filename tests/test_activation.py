@@ -1,18 +1,28 @@
 """The grant use case with both kinds of live view: HLS, WebRTC, or both (contract 1.1)."""
 
 import asyncio
-from collections.abc import AsyncGenerator
-from datetime import datetime
+from collections.abc import AsyncGenerator, Generator
+from datetime import datetime, timedelta
+import json
 from pathlib import Path
 import shutil
+import socket
+import threading
 from typing import Any
 from unittest.mock import patch
 
 import aioice.ice
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.camera import Camera, async_register_webrtc_provider
+from homeassistant.components.camera.webrtc import WebRTCAnswer
+from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import (
@@ -24,12 +34,12 @@ from custom_components.rtcc_share.const import (
     STREAM_HLS,
     STREAM_WEBRTC,
 )
-from custom_components.rtcc_share.live import tokens, webrtc_share, webrtc_view
+from custom_components.rtcc_share.live import tokens, webrtc_share
 from custom_components.rtcc_share.live.ice import turn_credentials
 from tools.city.browser import chromium
 from tools.city.chromium import WEBRTC_FLAGS
 from tools.city.watch import ViewerServer
-from tools.city.webrtc import Viewer
+from tools.city.webrtc import SDP_TYPE, Viewer
 
 from .common import EXTERNAL_URL, WEBHOOK_URL, City, ended, requested, turn_on_consent
 from .webrtc_camera import (
@@ -48,10 +58,7 @@ LAB_OPTIONS = {**DEFAULT_OPTIONS, CONF_ALLOW_HTTP_STREAM_URL: True}
 @pytest.fixture(autouse=True)
 def loopback(socket_enabled: None) -> None:
     """Let ICE use loopback only (aioice skips 127.0.0.1 by default)."""
-    with (
-        patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]),
-        patch.object(webrtc_view, "CANDIDATE_WAIT_S", 0.5),
-    ):
+    with patch.object(aioice.ice, "get_host_addresses", return_value=["127.0.0.1"]):
         yield
 
 
@@ -62,10 +69,25 @@ def camera_kind() -> str:
 
 
 @pytest.fixture
-def source_camera(camera_kind: str, video_file: Path) -> Camera:
-    """A Ring doorbell (WebRTC only, no stream source), or a camera offering both."""
+def silent_rtsp() -> Generator[socket.socket]:
+    """An RTSP port that takes connections and never answers (closed at the end)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server
+
+
+@pytest.fixture
+def source_camera(
+    camera_kind: str, video_file: Path, request: pytest.FixtureRequest
+) -> Camera:
+    """A Ring doorbell (WebRTC only, no stream source), or a camera offering both.
+
+    `silent`: a camera offering both whose RTSP source hangs (TCP open, silent).
+    """
     if camera_kind == "provider":
         return ProviderCamera(str(video_file))
+    if camera_kind == "silent":
+        port = request.getfixturevalue("silent_rtsp").getsockname()[1]
+        return ProviderCamera(f"rtsp://127.0.0.1:{port}/doorbell")
     return RingLikeCamera(video_file)
 
 
@@ -94,7 +116,7 @@ async def provider(
     hass: HomeAssistant, camera: Camera, video_file: Path
 ) -> AsyncGenerator[LoopbackProvider]:
     """A go2rtc-like WebRTC provider for the camera's stream source."""
-    provider = LoopbackProvider(video_file)
+    provider = LoopbackProvider(video_file, getattr(camera, "source", None))
     unregister = async_register_webrtc_provider(hass, provider)
     await hass.async_block_till_done()
     yield provider
@@ -219,6 +241,140 @@ async def test_camera_offering_both_gets_both_urls_in_one_grant(
     records = await integration.runtime_data.audit.async_export(None, None)
     [granted] = [r for r in records if r["event"] == "activation_granted"]
     assert granted["streams"] == [STREAM_HLS, STREAM_WEBRTC]
+
+
+def _stream_workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "stream_worker"]
+
+
+@pytest.mark.parametrize("camera_kind", ["silent"])
+@pytest.mark.parametrize(
+    "entry_options",
+    [{**DEFAULT_OPTIONS, CONF_STREAM_KINDS: [STREAM_HLS, STREAM_WEBRTC]}],
+)
+async def test_end_does_not_wait_for_a_hanging_hls_source(
+    hass: HomeAssistant,
+    provider: LoopbackProvider,
+    integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    city: City,
+    silent_rtsp: socket.socket,
+) -> None:
+    """HLS source hung: WebRTC closed and every URL 404 at once; the end is answered."""
+    await turn_on_consent(hass)
+    client = await hass_client_no_auth()
+    status, body = await _activate(client, city, accept_streams=["hls", "webrtc"])
+    assert status == 201, body
+    hls = body["stream_url"].removeprefix(EXTERNAL_URL)
+    webrtc = body["webrtc_url"].removeprefix(EXTERNAL_URL)
+    viewer = Viewer(client, webrtc)
+    await viewer.start()
+    assert viewer.location is not None
+    # The HLS worker is stuck opening the source (for 5 s, HA's RTSP timeout).
+    assert _stream_workers()
+
+    signed, headers = city.sign(ended("W-1"))
+    end = asyncio.create_task(client.post(WEBHOOK_URL, data=signed, headers=headers))
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while not provider.peers.closed:
+            await asyncio.sleep(0.01)
+    assert (await client.delete(viewer.location)).status == 404
+    assert (await client.get(hls)).status == 404
+    response = await client.post(
+        webrtc, data=b"v=0\r\n", headers={"Content-Type": "application/sdp"}
+    )
+    assert response.status == 404
+    assert (await end).status == 200
+    # Answered while the HLS worker still hangs: the end did not wait for it.
+    assert _stream_workers()
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [share_ended] = [r for r in records if r["event"] == "share_ended"]
+    assert share_ended["viewers"] == []
+    [session] = share_ended["webrtc_sessions"]
+    assert (session["address"], session["ended"]) == ("127.0.0.1", "share_ended")
+
+    # The source gives up; the worker stops in the background.
+    await viewer.close(delete=False)
+    silent_rtsp.close()
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while _stream_workers():
+            await asyncio.sleep(0.05)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+# A receive-only video offer, and a camera's answer that needs no waiting.
+_VIDEO_OFFER = (
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"
+    "a=ice-ufrag:abcd\r\na=ice-pwd:secretsecretsecretsecret\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
+    "a=setup:actpass\r\na=mid:0\r\na=rtcp-mux\r\n"
+    "a=rtpmap:96 H264/90000\r\na=recvonly\r\n"
+)
+_CAMERA_ANSWER = (
+    _VIDEO_OFFER.replace("abcd", "efgh")
+    .replace("actpass", "active")
+    .replace(
+        "a=recvonly\r\n",
+        "a=sendonly\r\na=candidate:1 1 udp 2130706431 8.8.4.4 40000 typ host\r\n"
+        "a=end-of-candidates\r\n",
+    )
+)
+
+
+async def test_session_churn_is_bounded_in_the_record_and_the_state_writes(
+    hass: HomeAssistant,
+    client: Any,
+    city: City,
+    integration: MockConfigEntry,
+    camera: RingLikeCamera,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """300 POST/DELETE cycles: 50 sessions kept, the rest summed; the count ~once a second."""
+    status, body = await _activate(client, city, accept_streams=["webrtc"])
+    assert status == 201
+    path = body["webrtc_url"].removeprefix(EXTERNAL_URL)
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(seconds=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    writes = async_capture_events(hass, EVENT_STATE_CHANGED)
+
+    async def answer(offer: str, session_id: str, send: Any) -> None:
+        send(WebRTCAnswer(_CAMERA_ANSWER))
+
+    with patch.object(camera, "async_handle_async_webrtc_offer", answer):
+        for _ in range(300):
+            response = await client.post(
+                path, data=_VIDEO_OFFER.encode(), headers={"Content-Type": SDP_TYPE}
+            )
+            assert response.status == 201
+            location = response.headers["Location"]
+            assert (await client.delete(location)).status == 200
+    freezer.tick(timedelta(seconds=1.5))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    sensor_writes = [
+        event.data["new_state"].attributes["viewers"]
+        for event in writes
+        if event.data["entity_id"] == "binary_sensor.front_door_live_share"
+    ]
+    assert sensor_writes == [1, 0]
+    share = integration.runtime_data.session.live.webrtc
+    assert len(share.log.kept) == 50
+
+    signed, headers = city.sign(ended("W-1"))
+    assert (await client.post(WEBHOOK_URL, data=signed, headers=headers)).status == 200
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [share_ended] = [r for r in records if r["event"] == "share_ended"]
+    sessions = share_ended["webrtc_sessions"]
+    assert len(sessions) == 51
+    assert {s["ended"] for s in sessions[:50]} == {"deleted"}
+    others = sessions[-1]
+    assert (others["other_sessions"], others["other_addresses"]) == (250, 1)
+    assert others["how_ended"] == {"deleted": 250}
+    assert "address" not in others
+    assert len(json.dumps(share_ended)) < 12_000
 
 
 async def test_webrtc_only_camera_asked_for_hls_names_what_it_offers(

@@ -64,6 +64,7 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
     "live/webrtc_share.py": {
         "homeassistant.components.camera.const": {"StreamType"},
         "homeassistant.components.camera.helper": {"get_camera_from_entity_id"},
+        "homeassistant.components.camera.webrtc": {"WebRTCSendMessage"},
     },
     "live/webrtc_view.py": {
         "homeassistant.components.camera.webrtc": {

@@ -373,8 +373,14 @@ async def test_each_share_has_its_own_live_settings(
     assert settings.hls_advance_part_limit == 5
     assert settings.hls_part_timeout == pytest.approx(3.1)
     # Segments are cut at every keyframe of the 1 s test video.
-    playlist = (await viewer.files())["playlist"][1].decode()
-    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", playlist)]
+    # The playlist answers once one segment is complete: reload, as a player
+    # does, until it lists a second.
+    for _ in range(50):
+        playlist = (await viewer.files())["playlist"][1].decode()
+        durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", playlist)]
+        if len(durations) >= 2:
+            break
+        await asyncio.sleep(0.1)
     # (The file's last segment may end early.)
     assert len(durations) >= 2
     assert all(d == pytest.approx(1.0, abs=0.15) for d in durations[:-1]), playlist

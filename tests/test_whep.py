@@ -3,7 +3,7 @@
 import ast
 import asyncio
 from collections.abc import AsyncGenerator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 import json
 import logging
@@ -23,8 +23,12 @@ from homeassistant.components.camera.webrtc import (
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from webrtc_models import RTCIceCandidate, RTCIceCandidateInit
 import yaml
@@ -34,7 +38,12 @@ from custom_components.rtcc_share.const import (
     CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
     CONF_TURN_SECRET,
 )
-from custom_components.rtcc_share.live import tokens, webrtc_share, webrtc_view
+from custom_components.rtcc_share.live import (
+    tokens,
+    webrtc_sdp,
+    webrtc_share,
+    webrtc_view,
+)
 from custom_components.rtcc_share.live.ice import IceConfig, turn_credentials
 from custom_components.rtcc_share.live.webrtc_sdp import plan_offer
 from tools.city import cli
@@ -44,6 +53,7 @@ from tools.city.webrtc import SDP_TYPE, SDPFRAG_TYPE, Viewer, WhepRefusedError
 from .conftest import CAMERA
 from .webrtc_camera import (
     LoopbackProvider,
+    NestLikeCamera,
     ProviderCamera,
     RingLikeCamera,
     async_settle_peers,
@@ -77,13 +87,6 @@ def loopback(socket_enabled: None) -> None:
         yield
 
 
-@pytest.fixture(autouse=True)
-def short_gathering() -> None:
-    """Keep POSTs to a Ring-like camera short; its candidates come in 0.1 s."""
-    with patch.object(webrtc_view, "CANDIDATE_WAIT_S", 0.5):
-        yield
-
-
 @pytest.fixture
 def camera_kind() -> str:
     """Which doorbell the resident has (parametrized to change it)."""
@@ -92,9 +95,11 @@ def camera_kind() -> str:
 
 @pytest.fixture
 def source_camera(camera_kind: str, video_file: Path) -> Camera:
-    """The doorbell: Ring-like (no stream source), or served by a provider."""
+    """The doorbell: Ring-like, Nest-like (no stream source), or served by a provider."""
     if camera_kind == "provider":
         return ProviderCamera(str(video_file))
+    if camera_kind == "nest":
+        return NestLikeCamera(video_file)
     return RingLikeCamera(video_file)
 
 
@@ -175,6 +180,89 @@ async def test_city_decodes_ring_like_camera_without_trickling(
     assert share.viewer_count == 1
 
 
+@pytest.mark.parametrize(
+    ("in_answer", "trickle"),
+    [(False, False), (False, True), (True, False)],
+    ids=["ring-trickles-city-does-not", "both-trickle", "ring-answer-has-candidates"],
+)
+async def test_ring_like_answer_once_its_candidates_go_quiet(
+    share: webrtc_share.WebRtcShare,
+    camera: RingLikeCamera,
+    viewers: Callable[..., Viewer],
+    in_answer: bool,
+    trickle: bool,
+) -> None:
+    """Ring never says it has no more candidates: the 201 does not wait for the window."""
+    camera.candidates_in_answer = in_answer
+    viewer = viewers(share.path, trickle=trickle)
+    # A window no test outlasts: only the camera going quiet ends the wait.
+    with patch.object(webrtc_view, "CANDIDATE_WAIT_S", 3600):
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            await _frames(viewer)
+    assert viewer.answer is not None
+    assert "a=candidate:" in viewer.answer
+
+
+async def test_quiet_wait_starts_again_with_each_candidate(
+    share: webrtc_share.WebRtcShare, http: Any, camera: RingLikeCamera
+) -> None:
+    """Candidates closer together than the quiet time all make it into the answer."""
+    answer = (
+        OFFER.split("m=video", maxsplit=1)[0]
+        .replace("m=audio", "m=video")
+        .replace("a=recvonly", "a=sendrecv")
+    )
+
+    async def handle(offer: str, session_id: str, send: Any) -> None:
+        send(WebRTCAnswer(answer))
+        for port in range(3):
+            await asyncio.sleep(webrtc_view.CANDIDATE_QUIET_S / 4)
+            send(
+                WebRTCCandidate(
+                    RTCIceCandidateInit(
+                        f"candidate:{port} 1 udp 9 8.8.8.8 {port + 1000} typ host",
+                        sdp_m_line_index=0,
+                    )
+                )
+            )
+
+    with (
+        patch.object(webrtc_view, "CANDIDATE_WAIT_S", 3600),
+        patch.object(camera, "async_handle_async_webrtc_offer", handle),
+    ):
+        async with asyncio.timeout(FRAME_TIMEOUT_S):
+            response = await _post(http, share.path, OFFER.encode(), SDP_TYPE)
+    assert response.status == 201
+    assert (await response.text()).count("a=candidate:") == 3
+
+
+@pytest.mark.parametrize(
+    ("sections", "bundle", "expected"),
+    [
+        (["cand", "none"], "0 1", True),
+        (["none", "cand"], "0 1", True),
+        (["none", "none"], "0 1", False),
+        (["cand", "none"], None, False),
+        (["cand", "cand"], None, True),
+        (["rejected", "cand"], None, True),
+        (["rejected"], None, True),
+    ],
+)
+def test_has_candidates_per_transport(
+    sections: list[str], bundle: str | None, expected: bool
+) -> None:
+    """One candidate per transport: bundled sections share one, rejected have none."""
+    lines = ["v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0"]
+    if bundle is not None:
+        lines.append(f"a=group:BUNDLE {bundle}")
+    for mid, kind in enumerate(sections):
+        port = 0 if kind == "rejected" else 9
+        lines += [f"m=video {port} UDP/TLS/RTP/SAVPF 96", f"a=mid:{mid}"]
+        if kind == "cand":
+            lines.append("a=candidate:1 1 udp 9 8.8.8.8 9 typ host")
+    assert webrtc_sdp.has_candidates("\r\n".join(lines) + "\r\n") is expected
+
+
 async def test_trickled_candidates_reach_camera_with_m_line_index(
     share: webrtc_share.WebRtcShare,
     camera: RingLikeCamera,
@@ -200,6 +288,7 @@ async def test_end_of_candidates_alone_is_accepted(
 
 
 async def test_delete_ends_session_then_404(
+    hass: HomeAssistant,
     share: webrtc_share.WebRtcShare,
     http: Any,
     camera: RingLikeCamera,
@@ -207,7 +296,7 @@ async def test_delete_ends_session_then_404(
 ) -> None:
     """DELETE answers 200 and closes the camera session; the URL then 404s."""
     changes: list[int] = []
-    share.on_viewers_changed = lambda: changes.append(share.viewer_count)
+    share.viewers_changed.target = lambda: changes.append(share.viewer_count)
     viewer = viewers(share.path)
     await viewer.start()
     assert viewer.location is not None
@@ -217,6 +306,10 @@ async def test_delete_ends_session_then_404(
     assert response.status == 404
     assert await response.json() == {"error": "not_found"}
     assert len(camera.peers.closed) == 1
+    # The resident's count follows at most once a second.
+    assert changes == [1]
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=2))
+    await hass.async_block_till_done()
     assert changes == [1, 0]
     (record,) = share.viewer_summary()
     assert record["ended"] == "deleted"
@@ -539,6 +632,66 @@ async def test_revoke_during_negotiation_is_404(
         await asyncio.sleep(0.01)
     await webrtc_share.async_revoke(hass, share)
     assert (await post).status == 404
+    assert share.viewer_summary() == []
+
+
+async def test_aborted_posts_free_their_slots_and_close_camera_sessions(
+    hass: HomeAssistant,
+    share: webrtc_share.WebRtcShare,
+    http: Any,
+    camera: RingLikeCamera,
+    viewers: Callable[..., Viewer],
+) -> None:
+    """Four clients gone while the camera answers: slots freed, camera sessions closed."""
+    camera.connecting = asyncio.Event()
+    posts = [
+        asyncio.create_task(_post(http, share.path, OFFER.encode(), SDP_TYPE))
+        for _ in range(4)
+    ]
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while len(camera.received) < 4:
+            await asyncio.sleep(0.01)
+    # The city's connections drop: Home Assistant cancels the four requests.
+    for post in posts:
+        post.cancel()
+    await asyncio.gather(*posts, return_exceptions=True)
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while share.sessions:
+            await asyncio.sleep(0.01)
+    assert sorted(camera.peers.closed) == sorted(camera.received)
+
+    camera.connecting.set()
+    viewer = viewers(share.path)
+    await _frames(viewer)
+    fifth = camera.received[-1]
+    # The four offers reached the camera after all: none of them was started.
+    await asyncio.gather(*camera.tasks)
+    assert list(camera.peers.pcs) == [fifth]
+    assert len(share.viewer_summary()) == 1
+
+
+@pytest.mark.parametrize("camera_kind", ["nest"])
+async def test_session_the_camera_registers_late_is_closed_when_it_appears(
+    hass: HomeAssistant,
+    share: webrtc_share.WebRtcShare,
+    http: Any,
+    camera: NestLikeCamera,
+) -> None:
+    """The share ends while a Nest-like camera answers: its session is closed once it exists."""
+    camera.api = asyncio.Event()
+    post = asyncio.create_task(_post(http, share.path, OFFER.encode(), SDP_TYPE))
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while not camera.received:
+            await asyncio.sleep(0.01)
+    await webrtc_share.async_revoke(hass, share)
+    camera.api.set()
+    assert (await post).status == 404
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while not camera.registered:
+            await asyncio.sleep(0.01)
+    await hass.async_block_till_done()
+    assert camera.registered == camera.received
+    assert not camera.peers.pcs
     assert share.viewer_summary() == []
 
 

@@ -1,11 +1,23 @@
 """Cameras that stream real H.264 over WebRTC (aiortc), all on loopback.
 
 `RingLikeCamera` negotiates natively, the way Home Assistant's Ring camera
-does (homeassistant/components/ring/camera.py): its offer handler returns at
-once and the answer, the candidates and errors arrive later through
-`send_message`; the answer says `sendrecv` to a receive-only offer; its
-candidates carry only `sdp_m_line_index` (Ring's `or 0`), and a candidate
-from the viewer without `sdp_m_line_index` is refused with Ring's message.
+(homeassistant/components/ring/camera.py) does with ring_doorbell 0.9's
+`RingWebRtcStream`: the offer handler registers the session with
+ring_doorbell at once, fetches a ticket, opens Ring's websocket, sends the
+offer there and returns (`connecting`, when set, holds it there); the answer
+and every candidate come later through `send_message`. The answer says
+`sendrecv` to a receive-only offer. The candidates are trickled after the
+answer, each with only its `sdp_m_line_index` (Ring's `or 0`), and nothing
+ever says that there are no more: Home Assistant drops Ring's empty
+candidate. (ring_doorbell notes that since September 2024 Ring's answer may
+carry its candidates itself: `candidates_in_answer`.) A candidate from the
+viewer without `sdp_m_line_index` is refused with Ring's message. How long
+Ring's servers take for each step is not known; the model takes no time of
+its own but the spacing of its trickled candidates.
+
+`NestLikeCamera` registers its session only when its offer handler returns,
+with the answer (Nest's `generate_web_rtc_stream` is one API call; `api`,
+when set, holds it there).
 
 `LoopbackProvider` is a registered WebRTC provider (as go2rtc is) for a
 camera that has a stream source; it answers with every candidate inside.
@@ -113,12 +125,22 @@ class RingLikeCamera(Camera):
         self.peers = Peers(video)
         self.refuse = False
         self.silent = False
+        self.candidates_in_answer = False
+        # Seconds between two trickled candidates.
+        self.trickle_interval = 0.05
+        # Holds the offer handler until set (Ring's ticket and websocket).
+        self.connecting: asyncio.Event | None = None
+        # The session ids the offer handler was called with.
+        self.received: list[str] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def async_handle_async_webrtc_offer(
         self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
     ) -> None:
-        """Start negotiating; everything comes back through send_message."""
+        """Send the offer to 'Ring'; everything comes back through send_message."""
+        self.received.append(session_id)
+        if self.connecting is not None:
+            await self.connecting.wait()
         if self.silent:
             return
         task = asyncio.get_running_loop().create_task(
@@ -130,16 +152,19 @@ class RingLikeCamera(Camera):
     async def _negotiate(
         self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
     ) -> None:
+        if session_id in self.peers.closed:
+            # Closed while the offer was on its way: 'Ring' never starts it.
+            return
         if self.refuse:
             send_message(WebRTCError("1", "Ring refused the offer"))
             return
-        answer, candidates = split_answer(
-            await self.peers.answer(offer_sdp, session_id)
-        )
+        sdp = await self.peers.answer(offer_sdp, session_id)
+        answer, candidates = split_answer(sdp)
+        if self.candidates_in_answer:
+            answer, candidates = sdp.replace("a=end-of-candidates\r\n", ""), []
         send_message(WebRTCAnswer(answer.replace("a=sendonly", "a=sendrecv")))
         for index, candidate in candidates:
-            # Ring's servers trickle their candidates after the answer.
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(self.trickle_interval)
             send_message(
                 WebRTCCandidate(
                     RTCIceCandidateInit(candidate, sdp_m_line_index=index or 0)
@@ -159,6 +184,28 @@ class RingLikeCamera(Camera):
     def close_webrtc_session(self, session_id: str) -> None:
         """Close the session at 'Ring'."""
         self.peers.close(session_id)
+
+
+class NestLikeCamera(RingLikeCamera):
+    """A camera that registers its session only as its offer handler returns."""
+
+    def __init__(self, video: Path) -> None:
+        """Stream the given file; `api` holds the offer handler until set."""
+        super().__init__(video)
+        self.api: asyncio.Event | None = None
+        # The sessions registered, in order.
+        self.registered: list[str] = []
+
+    async def async_handle_async_webrtc_offer(
+        self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
+    ) -> None:
+        """Ask 'Google' for a stream; register it and answer when it comes."""
+        self.received.append(session_id)
+        if self.api is not None:
+            await self.api.wait()
+        answer = await self.peers.answer(offer_sdp, session_id)
+        self.registered.append(session_id)
+        send_message(WebRTCAnswer(answer))
 
 
 class ProviderCamera(Camera):
@@ -181,9 +228,10 @@ class ProviderCamera(Camera):
 class LoopbackProvider(CameraWebRTCProvider):
     """A WebRTC provider (like go2rtc) that answers with all its candidates."""
 
-    def __init__(self, video: Path) -> None:
-        """Serve the given file for any camera whose source it is."""
+    def __init__(self, video: Path, source: str | None = None) -> None:
+        """Serve the given file for a camera whose source is `source` (or it)."""
         self.peers = Peers(video)
+        self.source = str(video) if source is None else source
 
     @property
     def domain(self) -> str:
@@ -192,8 +240,8 @@ class LoopbackProvider(CameraWebRTCProvider):
 
     @callback
     def async_is_supported(self, stream_source: str) -> bool:
-        """Support the test video only."""
-        return stream_source == str(self.peers.video)
+        """Support the one source only."""
+        return stream_source == self.source
 
     async def async_handle_async_webrtc_offer(
         self,

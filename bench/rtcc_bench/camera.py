@@ -1,4 +1,8 @@
-"""A camera whose stream source is any URL (the benchmarks' counting proxy)."""
+"""A camera whose stream source is any URL, or a Ring-like doorbell reading it.
+
+`ring_like: true` makes it a doorbell that streams that URL only over WebRTC,
+signalled the way Home Assistant's Ring camera does (webrtc.py).
+"""
 
 from homeassistant.components.camera import (
     PLATFORM_SCHEMA as CAMERA_PLATFORM_SCHEMA,
@@ -12,12 +16,16 @@ from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 import probatio
 
+from .webrtc import RingLikeCamera
+
 CONF_STREAM_SOURCE = "stream_source"
+CONF_RING_LIKE = "ring_like"
 
 PLATFORM_SCHEMA = CAMERA_PLATFORM_SCHEMA.extend(
     {
         probatio.Required(CONF_NAME): cv.string,
         probatio.Required(CONF_STREAM_SOURCE): cv.string,
+        probatio.Optional(CONF_RING_LIKE, default=False): cv.boolean,
     }
 )
 
@@ -29,7 +37,8 @@ async def async_setup_platform(
     discovery_info: DiscoveryInfoType | None = None,
 ) -> None:
     """Add one camera per platform entry."""
-    async_add_entities([BenchCamera(config[CONF_NAME], config[CONF_STREAM_SOURCE])])
+    kind = RingLikeCamera if config[CONF_RING_LIKE] else BenchCamera
+    async_add_entities([kind(config[CONF_NAME], config[CONF_STREAM_SOURCE])])
 
 
 class BenchCamera(Camera):

@@ -9,6 +9,7 @@ follows.
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import logging
 from typing import Any, Final
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
@@ -55,6 +56,11 @@ from .source_camera import camera_entity_id
 from .texts import CITY_FIELDS, visible
 
 MOBILE_ACTION_EVENT: Final = "mobile_app_notification_action"
+# How long the end of a share waits for its live views to stop before it
+# records and answers (they go on stopping in the background).
+TEARDOWN_WAIT_S: Final = 1.0
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -77,6 +83,13 @@ class LiveShare:
     def viewers(self) -> int:
         """Return how many viewers the share has (addresses, WebRTC sessions)."""
         return sum(view.viewer_count for view in self.views)
+
+
+async def _async_teardown(view: HlsShare | WebRtcShare) -> None:
+    try:
+        await view.async_teardown()
+    except Exception as err:  # noqa: BLE001 - the end is recorded whatever happens
+        _LOGGER.warning("Stopping a live view failed: %s", type(err).__name__)
 
 
 class ShareSession:
@@ -262,7 +275,7 @@ class ShareSession:
             live.stream.viewers_changed.target = self.async_changed
             live.stream.on_audio_appeared = self._async_audio_appeared
         if live.webrtc is not None:
-            live.webrtc.on_viewers_changed = self.async_changed
+            live.webrtc.viewers_changed.target = self.async_changed
         self._expiry_unsub = async_track_point_in_utc_time(
             self.hass, self._async_expired, live.grant.expires
         )
@@ -283,10 +296,16 @@ class ShareSession:
         # Access ends first, every URL of every kind at once; the record follows.
         for view in live.views:
             view.revoke()
-        # The camera's WebRTC sessions close at once; the HLS worker may take
-        # longer to stop.
-        for view in sorted(live.views, key=lambda view: view is live.stream):
-            await view.async_teardown()
+        # The camera's WebRTC sessions close at once. An HLS worker stuck on a
+        # silent source stops only when its read times out: the end waits for
+        # it a little, then lets it finish in the background.
+        teardowns = [
+            self.hass.async_create_background_task(
+                _async_teardown(view), f"{DOMAIN} live view teardown", eager_start=True
+            )
+            for view in sorted(live.views, key=lambda view: view is live.stream)
+        ]
+        await asyncio.wait(teardowns, timeout=TEARDOWN_WAIT_S)
         viewers: dict[str, list[dict[str, Any]]] = {}
         if live.stream is not None:
             viewers["viewers"] = live.stream.viewer_summary()

@@ -1,10 +1,11 @@
-"""Who watched a share: a bounded table for the audit log, a throttled count for the resident.
+"""Who watched a share: bounded records for the audit log, a throttled count for the resident.
 
-However many addresses or sessions a URL holder makes, the table keeps the
-first VIEWERS_KEPT one by one and sums the rest into one record, and the
-resident's viewer count changes at most about once a second.
+However many addresses (HLS) or sessions (WebRTC) a URL holder makes, the
+records keep the first VIEWERS_KEPT one by one and sum the rest into one
+record, and the resident's viewer count changes at most about once a second.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,6 +91,61 @@ class ViewerTable:
                     new = True
         record.count(now, size)
         return new
+
+
+def session_record(
+    address: str, start: datetime, end: datetime | None, ended: str | None
+) -> dict[str, Any]:
+    """Return one WebRTC session's record for the audit log."""
+    return {
+        "address": address,
+        "start": start.isoformat(),
+        "end": end.isoformat() if end else None,
+        "ended": ended,
+    }
+
+
+@dataclass(slots=True)
+class SessionLog:
+    """The ended WebRTC sessions of a share, bounded like the viewer table."""
+
+    kept: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
+    # The sessions beyond VIEWERS_KEPT, summed: never listed one by one.
+    other_sessions: int = 0
+    other_addresses: set[str] = field(default_factory=set)
+    other_first: datetime | None = None
+    other_last: datetime | None = None
+    other_ended: Counter[str] = field(default_factory=Counter)
+
+    def add(self, address: str, start: datetime, end: datetime, ended: str) -> None:
+        """Record one ended session."""
+        if len(self.kept) < VIEWERS_KEPT:
+            self.kept.append((start, session_record(address, start, end, ended)))
+            return
+        self.other_sessions += 1
+        if len(self.other_addresses) < OTHER_VIEWERS_COUNTED:
+            self.other_addresses.add(address)
+        self.other_first = min(self.other_first or start, start)
+        self.other_last = max(self.other_last or end, end)
+        self.other_ended[ended] += 1
+
+    def summary(
+        self, open_sessions: list[tuple[datetime, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Return the kept and the open sessions by start, then the others' sum."""
+        ordered = sorted([*self.kept, *open_sessions], key=lambda item: item[0])
+        summary = [record for _, record in ordered]
+        if self.other_first is not None and self.other_last is not None:
+            summary.append(
+                {
+                    "other_sessions": self.other_sessions,
+                    "other_addresses": len(self.other_addresses),
+                    "first": self.other_first.isoformat(),
+                    "last": self.other_last.isoformat(),
+                    "how_ended": dict(self.other_ended),
+                }
+            )
+        return summary
 
 
 @dataclass(slots=True)

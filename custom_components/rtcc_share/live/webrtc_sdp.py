@@ -424,6 +424,26 @@ def build_answer(
     return answer.render(city)
 
 
+def has_candidates(answer_text: str) -> bool:
+    """Return whether every transport of an answer has a candidate.
+
+    Bundled m-sections share one transport; a rejected one (port 0) has none.
+    """
+    answer = _Sdp.parse(answer_text)
+    bundle = answer.bundle
+    bundle_used = bundle_found = False
+    for media in answer.media:
+        if media.lines[0][2:].split(" ", 2)[1] == "0":
+            continue
+        found = any(line.startswith("a=candidate:") for line in media.lines)
+        if media.mid is not None and media.mid in bundle:
+            bundle_used = True
+            bundle_found = bundle_found or found
+        elif not found:
+            return False
+    return bundle_found or not bundle_used
+
+
 @dataclass(slots=True)
 class Trickle:
     """Candidates of a trickle-ice-sdpfrag body, per mid."""

@@ -12,7 +12,6 @@ in `webrtc_sdp`.
 """
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 import logging
@@ -22,14 +21,17 @@ from typing import Any
 from homeassistant.components.camera import Camera
 from homeassistant.components.camera.const import StreamType
 from homeassistant.components.camera.helper import get_camera_from_entity_id
+from homeassistant.components.camera.webrtc import WebRTCSendMessage
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
 from homeassistant.util.ulid import ulid
 from webrtc_models import RTCIceCandidateInit
 
+from ..const import DOMAIN
 from . import tokens
 from .ice import IceConfig
+from .viewers import SessionLog, Throttle, session_record
 from .webrtc_sdp import Plan
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,8 +46,6 @@ class ViewerSession:
     address: str
     plan: Plan
     start: datetime
-    end: datetime | None = None
-    ended: str | None = None
     # True once the city has its 201: only then is it a viewer.
     opened: bool = False
     # The camera refused or ended it before the 201.
@@ -55,16 +55,23 @@ class ViewerSession:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     candidates: list[RTCIceCandidateInit] = field(default_factory=list)
-    end_of_candidates: asyncio.Event = field(default_factory=asyncio.Event)
+    # The camera said it has no more candidates.
+    gathered: bool = False
+    # Set when a candidate, the end of candidates, a refusal or the end comes.
+    news: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return the record for the audit log."""
-        return {
-            "address": self.address,
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat() if self.end else None,
-            "ended": self.ended,
-        }
+    @callback
+    def async_fail(self) -> None:
+        """The camera refused the offer (or ended the session before the 201)."""
+        self.failed = True
+        self.async_wake()
+
+    @callback
+    def async_wake(self) -> None:
+        """Wake the POST waiting for the answer or for candidates."""
+        if not self.answer.done():
+            self.answer.set_result(None)
+        self.news.set()
 
 
 @dataclass(slots=True)
@@ -81,10 +88,14 @@ class WebRtcShare:
     lab_mode: bool = False
     token: str = field(default_factory=tokens.WEBRTC.new)
     sessions: dict[str, ViewerSession] = field(default_factory=dict)
-    closed: list[ViewerSession] = field(default_factory=list)
+    log: SessionLog = field(default_factory=SessionLog)
     revoked: bool = False
-    # Called when a viewer session opens or ends (the resident sees it).
-    on_viewers_changed: Callable[[], None] | None = None
+    # Tells the resident that viewer sessions opened or ended.
+    viewers_changed: Throttle = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Throttle the viewer count's updates."""
+        self.viewers_changed = Throttle(self.hass)
 
     @property
     def path(self) -> str:
@@ -97,9 +108,14 @@ class WebRtcShare:
         return sum(1 for s in self.sessions.values() if s.opened)
 
     def viewer_summary(self) -> list[dict[str, Any]]:
-        """Return every viewer session, in order of start."""
-        opened = [s for s in self.sessions.values() if s.opened]
-        return [s.as_dict() for s in sorted([*self.closed, *opened], key=_start)]
+        """Return the viewer sessions by start (the first ones; the rest summed)."""
+        return self.log.summary(
+            [
+                (s.start, session_record(s.address, s.start, None, None))
+                for s in self.sessions.values()
+                if s.opened
+            ]
+        )
 
     def camera(self) -> Camera:
         """Return the shared camera entity; HomeAssistantError if it is gone."""
@@ -117,10 +133,52 @@ class WebRtcShare:
         self.sessions[session.id] = session
         return session
 
-    def changed(self) -> None:
-        """Tell the owner that the viewers changed."""
-        if self.on_viewers_changed is not None:
-            self.on_viewers_changed()
+    @callback
+    def async_opened(self, session: ViewerSession) -> None:
+        """The city has its answer: the session is a viewer from now."""
+        session.opened = True
+        self.viewers_changed()
+
+    @callback
+    def async_send_offer(
+        self,
+        camera: Camera,
+        session: ViewerSession,
+        send_message: WebRTCSendMessage,
+        timeout: float,
+    ) -> None:
+        """Hand the offer to the camera, whatever then happens to the request."""
+        self.hass.async_create_background_task(
+            self._async_offer(camera, session, send_message, timeout),
+            f"{DOMAIN} WebRTC offer",
+            eager_start=True,
+        )
+
+    async def _async_offer(
+        self,
+        camera: Camera,
+        session: ViewerSession,
+        send_message: WebRTCSendMessage,
+        timeout: float,
+    ) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await camera.async_handle_async_webrtc_offer(
+                    session.plan.camera_offer, session.camera_session_id, send_message
+                )
+        except Exception as err:  # noqa: BLE001 - any camera fault is a refusal
+            _LOGGER.warning(
+                "%s refused a WebRTC offer: %s",
+                self.camera_entity_id,
+                type(err).__name__,
+            )
+            session.async_fail()
+        finally:
+            if session.id not in self.sessions:
+                # Ended while the camera was at it: a camera that registers
+                # its session only as its handler returns (as Nest does) has
+                # just opened it.
+                _close_camera_session(self, session)
 
     @callback
     def async_end_session(self, session: ViewerSession, how: str) -> None:
@@ -128,14 +186,11 @@ class WebRtcShare:
         if self.sessions.pop(session.id, None) is None:
             return
         # Wakes a POST still negotiating it.
-        if not session.answer.done():
-            session.answer.set_result(None)
-        session.end_of_candidates.set()
+        session.async_wake()
         _close_camera_session(self, session)
         if session.opened:
-            session.end, session.ended = dt_util.utcnow(), how
-            self.closed.append(session)
-            self.changed()
+            self.log.add(session.address, session.start, dt_util.utcnow(), how)
+            self.viewers_changed()
 
     @callback
     def revoke(self) -> None:
@@ -145,12 +200,11 @@ class WebRtcShare:
 
     async def async_teardown(self) -> None:
         """Close every session at the camera."""
+        # The share's end tells the resident itself.
+        self.viewers_changed.cancel()
+        self.viewers_changed.target = None
         for session in list(self.sessions.values()):
             self.async_end_session(session, "share_ended")
-
-
-def _start(session: ViewerSession) -> datetime:
-    return session.start
 
 
 def _close_camera_session(share: WebRtcShare, session: ViewerSession) -> None:

@@ -6,6 +6,7 @@ Assistant's camera WebRTC API; the share and its viewer sessions are in
 """
 
 import asyncio
+from collections.abc import Callable
 from http import HTTPStatus
 import logging
 from typing import Final
@@ -31,6 +32,7 @@ from .webrtc_sdp import (
     Plan,
     SdpError,
     build_answer,
+    has_candidates,
     parse_sdpfrag,
     plan_offer,
 )
@@ -42,8 +44,10 @@ SDP_TYPE: Final = "application/sdp"
 SDPFRAG_TYPE: Final = "application/trickle-ice-sdpfrag"
 MAX_SESSIONS: Final = 4
 ANSWER_TIMEOUT_S: Final = 10.0
-# How long candidates trickled by the camera after its answer are awaited.
+# How long candidates trickled by the camera after its answer are awaited at
+# most, and how long it must stay quiet once it gave one for every transport.
 CANDIDATE_WAIT_S: Final = 2.0
+CANDIDATE_QUIET_S: Final = 0.2
 
 _SESSION: Final = r"{session:[A-Za-z0-9_-]{22}}"
 _PREFLIGHT: Final = {
@@ -206,7 +210,71 @@ def _open(share: WebRtcShare, plan: Plan, address: str) -> ViewerSession:
 
 
 async def _negotiate(share: WebRtcShare, session: ViewerSession) -> str:
-    """Send the offer to the camera; return the answer with its candidates."""
+    """Send the offer to the camera; return the answer with its candidates.
+
+    Whatever ends the request (an answer, an error, a timeout, the client
+    gone and the request cancelled), a session the city did not get is
+    ended here, so its slot is free and the camera's session closed.
+    """
+    try:
+        share.async_send_offer(
+            _camera(share), session, _on_message(share, session), ANSWER_TIMEOUT_S
+        )
+        try:
+            async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                answer = await asyncio.shield(session.answer)
+        except TimeoutError:
+            raise _camera_failed("the camera did not answer in time") from None
+        if answer is not None and END_OF_CANDIDATES not in answer:
+            await _gather(share, session, answer)
+        if session.failed:
+            raise _camera_failed("the camera refused the offer")
+        if answer is None or session.id not in share.sessions:
+            # The share ended while the camera was answering.
+            raise not_found()
+        city_answer = build_answer(session.plan, answer, session.candidates)
+        share.async_opened(session)
+    except SdpError as err:
+        raise _camera_failed(str(err)) from None
+    finally:
+        if not session.opened:
+            share.async_end_session(session, "refused")
+    _LOGGER.debug("WebRTC viewer session opened on %s", share.camera_entity_id)
+    return city_answer
+
+
+async def _gather(share: WebRtcShare, session: ViewerSession, answer: str) -> None:
+    """Wait for the candidates the camera trickles after its answer.
+
+    Until the camera says it has no more, or it has given a candidate for
+    every transport of the answer and then stayed quiet for
+    CANDIDATE_QUIET_S (Ring never says it has no more), or CANDIDATE_WAIT_S
+    have passed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CANDIDATE_WAIT_S
+    while session.id in share.sessions and not (session.gathered or session.failed):
+        wait = deadline - loop.time()
+        try:
+            if has_candidates(build_answer(session.plan, answer, session.candidates)):
+                wait = min(wait, CANDIDATE_QUIET_S)
+        except SdpError:
+            # No candidate mends a broken answer: it is refused at once.
+            return
+        if wait <= 0:
+            return
+        session.news.clear()
+        try:
+            async with asyncio.timeout(wait):
+                await session.news.wait()
+        except TimeoutError:
+            return
+
+
+def _on_message(
+    share: WebRtcShare, session: ViewerSession
+) -> Callable[[WebRTCMessage], None]:
+    """Return the camera's message callback for this session."""
 
     @callback
     def on_message(message: WebRTCMessage) -> None:
@@ -218,59 +286,16 @@ async def _negotiate(share: WebRtcShare, session: ViewerSession) -> str:
         elif isinstance(message, WebRTCCandidate):
             candidate = message.candidate
             if not candidate.candidate:
-                session.end_of_candidates.set()
+                session.gathered = True
             elif isinstance(candidate, RTCIceCandidateInit):
                 session.candidates.append(candidate)
             else:
                 session.candidates.append(RTCIceCandidateInit(candidate.candidate))
+            session.news.set()
         elif isinstance(message, WebRTCError):
             if session.opened:
                 share.async_end_session(session, "camera_ended")
             else:
-                session.failed = True
-                if not session.answer.done():
-                    session.answer.set_result(None)
-                session.end_of_candidates.set()
+                session.async_fail()
 
-    try:
-        camera = _camera(share)
-        async with asyncio.timeout(ANSWER_TIMEOUT_S):
-            await camera.async_handle_async_webrtc_offer(
-                session.plan.camera_offer, session.camera_session_id, on_message
-            )
-            answer = await asyncio.shield(session.answer)
-        if answer is not None and END_OF_CANDIDATES not in answer:
-            async with asyncio.timeout(CANDIDATE_WAIT_S):
-                await session.end_of_candidates.wait()
-    except TimeoutError:
-        if not session.answer.done():
-            share.async_end_session(session, "no_answer")
-            raise _camera_failed("the camera did not answer in time") from None
-    except LiveHttpError:
-        share.async_end_session(session, "refused")
-        raise
-    except Exception as err:  # noqa: BLE001 - any camera fault is a refusal
-        _LOGGER.warning(
-            "%s refused a WebRTC offer: %s",
-            share.camera_entity_id,
-            type(err).__name__,
-        )
-        share.async_end_session(session, "refused")
-        raise _camera_failed("the camera refused the offer") from None
-    answer = session.answer.result()
-    if session.id not in share.sessions and not session.failed:
-        raise not_found()
-    try:
-        if session.failed or answer is None:
-            raise _camera_failed("the camera refused the offer")
-        city_answer = build_answer(session.plan, answer, session.candidates)
-    except SdpError as err:
-        share.async_end_session(session, "refused")
-        raise _camera_failed(str(err)) from None
-    except LiveHttpError:
-        share.async_end_session(session, "refused")
-        raise
-    session.opened = True
-    _LOGGER.debug("WebRTC viewer session opened on %s", share.camera_entity_id)
-    share.changed()
-    return city_answer
+    return on_message
