@@ -179,6 +179,7 @@ async def first_part(
     """
     base = url.rsplit("/", 1)[0]
     loop = asyncio.get_running_loop()
+    # Held until the stream's first part exists.
     text = (
         await _get(session, f"{base}/playlist.m3u8?_HLS_msn=0&_HLS_part=0")
     ).decode()
@@ -186,11 +187,12 @@ async def first_part(
     if (match := PART_INF.search(text)) is None:
         raise RuntimeError("no EXT-X-PART-INF: LL-HLS is off")
     part_s = float(match[1])
-    if (0, 0) not in Playlist.parse(text).parts:
-        raise RuntimeError("the first part is not segment 0 part 0")
+    # Home Assistant numbers its segments from 0, the share from 1.
+    if not (parts := Playlist.parse(text).parts) or parts[0] not in {(0, 0), (1, 0)}:
+        raise RuntimeError("the first part listed is not the stream's first")
     init = await _get(session, f"{base}/init.mp4")
     run["init.mp4"] = time.monotonic() - t0
-    part = await _get(session, f"{base}/segment/0.0.m4s")
+    part = await _get(session, f"{base}/segment/{parts[0][0]}.{parts[0][1]}.m4s")
     run["part 0"] = time.monotonic() - t0
     await loop.run_in_executor(None, decode_first_frame, init, part)
     run["frame decoded"] = time.monotonic() - t0
