@@ -40,7 +40,9 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
         "homeassistant.components.stream.fmp4utils": {"get_codec_string"},
         "homeassistant.components.stream.hls": {
             "HlsMasterPlaylistView",
+            "HlsPartView",
             "HlsPlaylistView",
+            "HlsSegmentView",
             "HlsStreamOutput",
         },
     },
@@ -55,11 +57,7 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
     },
     "live/hls_view.py": {
         "homeassistant.components.stream.core": {"StreamView"},
-        "homeassistant.components.stream.hls": {
-            "HlsInitView",
-            "HlsPartView",
-            "HlsSegmentView",
-        },
+        "homeassistant.components.stream.hls": {"HlsInitView"},
     },
     "live/webrtc_share.py": {
         "homeassistant.components.camera.const": {"StreamType"},

@@ -467,15 +467,57 @@ async def test_playlists_answer_once_one_segment_is_complete(
     # Six hex digits, which browsers need, even for the test video's level 1.0.
     assert re.fullmatch(rb"avc1\.[0-9a-f]{6}", codecs)
     assert int(bandwidth) > 0
-    assert re.findall(rb"segment/\d+\.m4s", playlist) == [b"segment/0.m4s"]
+    assert re.findall(rb"segment/\d+\.m4s", playlist) == [b"segment/1.m4s"]
     # Players start and stay three parts behind the newest part.
     assert b"PART-HOLD-BACK=1.650" in playlist
     assert b"#EXT-X-START:TIME-OFFSET=-1.650,PRECISE=YES" in playlist
     # A blocking request keeps HA's semantics: it waits for what it asks for.
-    waiting = asyncio.ensure_future(viewer.get("playlist.m3u8?_HLS_msn=1&_HLS_part=0"))
+    waiting = asyncio.ensure_future(viewer.get("playlist.m3u8?_HLS_msn=2&_HLS_part=0"))
     await asyncio.sleep(0.2)
     assert not waiting.done()
     waiting.cancel()
+
+
+async def test_players_see_segments_numbered_from_one(
+    hass: HomeAssistant,
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+    tmp_path: Path,
+) -> None:
+    """The worker's segment 0 is segment 1 in the playlist, its URLs and requests.
+
+    hls.js forgets a segment numbered 0 after each of its parts is appended,
+    and fetches its parts again and again while it is the newest one.
+    """
+    camera.source = str(make_video(tmp_path / "one.mp4", seconds=1))
+    status, _, viewer = await grant()
+    assert status == 201
+    async with asyncio.timeout(5):
+        _, playlist = await viewer.get("playlist.m3u8")
+    first = integration.runtime_data.session.live.stream.provider.get_segment(0)
+    assert first is not None
+    assert first.complete
+    assert b"#EXT-X-MEDIA-SEQUENCE:1\n" in playlist
+    # The first segment's parts and the segment itself, then the next one's
+    # first part, hinted.
+    numbers = re.findall(rb"\./segment/(\d+)\.", playlist)
+    assert numbers == [b"1"] * (len(first.parts) + 1) + [b"2"], playlist
+    assert b'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="./segment/2.0.m4s"' in playlist
+    # The files under those numbers are the worker's.
+    assert await viewer.get("segment/1.m4s") == (200, first.get_data())
+    assert await viewer.get("segment/1.0.m4s") == (200, first.parts[0].data)
+    # Nothing is numbered 0, and asking for it does not wait.
+    async with asyncio.timeout(0.5):
+        assert (await viewer.get("segment/0.m4s"))[0] == 404
+        assert (await viewer.get("segment/0.0.m4s"))[0] == 404
+    # Blocking requests count the same way: the first part is there already,
+    # and a request for "segment 0" waits for it, as before.
+    async with asyncio.timeout(1):
+        for query in ("_HLS_msn=1&_HLS_part=0", "_HLS_msn=0&_HLS_part=0"):
+            status, answer = await viewer.get(f"playlist.m3u8?{query}")
+            assert status == 200, query
+            assert b"#EXT-X-MEDIA-SEQUENCE:1\n" in answer, query
 
 
 async def test_playlist_waiting_for_a_first_segment_is_released(
@@ -515,7 +557,7 @@ async def test_browser_console_on_another_origin_sees_every_answer(
     )
     assert preflight.status == 200
     await integration.runtime_data.session.async_end("stopped_by_resident")
-    for name in [*names, "segment/0.m4s"]:
+    for name in [*names, "segment/1.m4s"]:
         response = await grant.client.get(f"{base}/{name}", headers=origin)
         assert response.status == 404, name
         assert response.headers["Access-Control-Allow-Origin"] in {

@@ -1,4 +1,8 @@
-"""The HLS share's playlists: answered after one segment, starting players near live."""
+"""The HLS share's playlists: answered after one segment, starting players near live.
+
+Players see the worker's segments numbered from 1, not 0 (`SEQUENCE_OFFSET`):
+in the playlists, in blocking requests and in the segment and part URLs.
+"""
 
 import asyncio
 from http import HTTPStatus
@@ -12,7 +16,9 @@ from homeassistant.components.stream.core import Segment, StreamOutput
 from homeassistant.components.stream.fmp4utils import get_codec_string
 from homeassistant.components.stream.hls import (
     HlsMasterPlaylistView,
+    HlsPartView,
     HlsPlaylistView,
+    HlsSegmentView,
     HlsStreamOutput,
 )
 
@@ -21,6 +27,15 @@ from .hls_stream import PART_TARGET_S
 # How far behind the newest part a player should stay and start: three part
 # targets, the HLS spec's recommended PART-HOLD-BACK.
 PART_HOLD_BACK_S: Final = 3 * PART_TARGET_S
+
+# What players see is the worker's media sequence number plus this. hls.js
+# (1.7.4, and its main branch) reads a part of segment 0 as no part when it
+# checks its buffer after an append (`appendedPart?.fragment.sn || -1`), so
+# it forgets segment 0 after each of its parts and, while segment 0 is the
+# newest in the playlist, fetches its parts again and again, as fast as the
+# link allows, until the next segment's first part is listed.
+SEQUENCE_OFFSET: Final = 1
+_PUBLIC_NUMBER = re.compile(r"(?:(?<=#EXT-X-MEDIA-SEQUENCE:)|(?<=\./segment/))\d+")
 
 
 def _newest_complete(track: StreamOutput) -> Segment | None:
@@ -41,6 +56,32 @@ async def _async_first_segment(stream: Stream) -> Segment | None:
         # Every part wakes this, the one completing a segment included.
         await track.part_recv(timeout=track.stream_settings.hls_part_timeout)
     return segment
+
+
+def _public_numbers(playlist: str) -> str:
+    """Renumber HA's media playlist: its sequence and its segment and part URLs."""
+    return _PUBLIC_NUMBER.sub(
+        lambda number: str(int(number[0]) + SEQUENCE_OFFSET), playlist
+    )
+
+
+def _worker_sequence(sequence: str) -> str | None:
+    """The worker's number of a segment in the share's URLs; None for no segment."""
+    number = int(sequence) - SEQUENCE_OFFSET
+    return str(number) if number >= 0 else None
+
+
+def _worker_query(request: web.Request) -> web.Request:
+    """The request with its `_HLS_msn` in the worker's numbers.
+
+    A number below the first (0) waits for the first segment. Anything but a
+    number of at most 12 digits (as in the URLs) is left for HA's checks.
+    """
+    msn = request.query.get("_HLS_msn", "")
+    if not (msn.isdecimal() and len(msn) <= 12):
+        return request
+    worker = max(int(msn) - SEQUENCE_OFFSET, 0)
+    return request.clone(rel_url=request.rel_url.update_query(_HLS_msn=worker))
 
 
 def _m3u8(body: str) -> web.Response:
@@ -81,7 +122,7 @@ class SharePlaylistView(HlsPlaylistView):
     @classmethod
     @override
     def render(cls, track: HlsStreamOutput) -> str:
-        playlist = super().render(track)
+        playlist = _public_numbers(super().render(track))
         if not track.stream_settings.ll_hls:  # HA turns it off for HLS sources
             return playlist
         # Players start and stay this far behind the newest part.
@@ -96,7 +137,33 @@ class SharePlaylistView(HlsPlaylistView):
         self, request: web.Request, stream: Stream, sequence: str, part_num: str
     ) -> web.Response:
         if request.query.get("_HLS_msn") or request.query.get("_HLS_part"):
-            return await super().handle(request, stream, sequence, part_num)
+            return await super().handle(
+                _worker_query(request), stream, sequence, part_num
+            )
         if await _async_first_segment(stream) is None:
             return web.Response(status=HTTPStatus.NOT_FOUND)
         return _m3u8(self.render(cast(HlsStreamOutput, stream.outputs()[HLS_PROVIDER])))
+
+
+class ShareSegmentView(HlsSegmentView):
+    """HA's segment view, under the share's numbers."""
+
+    @override
+    async def handle(
+        self, request: web.Request, stream: Stream, sequence: str, part_num: str
+    ) -> web.StreamResponse:
+        if (worker := _worker_sequence(sequence)) is None:
+            return web.Response(status=HTTPStatus.NOT_FOUND)
+        return await super().handle(request, stream, worker, part_num)
+
+
+class SharePartView(HlsPartView):
+    """HA's part view, under the share's numbers."""
+
+    @override
+    async def handle(
+        self, request: web.Request, stream: Stream, sequence: str, part_num: str
+    ) -> web.Response:
+        if (worker := _worker_sequence(sequence)) is None:
+            return web.Response(status=HTTPStatus.NOT_FOUND)
+        return await super().handle(request, stream, worker, part_num)

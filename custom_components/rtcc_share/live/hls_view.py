@@ -6,13 +6,18 @@ from typing import Final
 
 from aiohttp import web
 from homeassistant.components.stream.core import StreamView
-from homeassistant.components.stream.hls import HlsInitView, HlsPartView, HlsSegmentView
+from homeassistant.components.stream.hls import HlsInitView
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS
 
 from ..const import DOMAIN
 from . import tokens
-from .hls_playlists import ShareMasterPlaylistView, SharePlaylistView
+from .hls_playlists import (
+    ShareMasterPlaylistView,
+    SharePartView,
+    SharePlaylistView,
+    ShareSegmentView,
+)
 from .hls_share import HlsShare
 from .http import LiveView
 
@@ -20,10 +25,10 @@ _FILES: Final[tuple[tuple[re.Pattern[str], StreamView], ...]] = (
     (re.compile(r"master_playlist\.m3u8"), ShareMasterPlaylistView()),
     (re.compile(r"playlist\.m3u8"), SharePlaylistView()),
     (re.compile(r"init\.mp4"), HlsInitView()),
-    (re.compile(r"segment/(?P<sequence>\d{1,12})\.m4s"), HlsSegmentView()),
+    (re.compile(r"segment/(?P<sequence>\d{1,12})\.m4s"), ShareSegmentView()),
     (
         re.compile(r"segment/(?P<sequence>\d{1,12})\.(?P<part_num>\d{1,6})\.m4s"),
-        HlsPartView(),
+        SharePartView(),
     ),
 )
 

@@ -24,6 +24,7 @@ const stats = {
   errors: [],
   requests: 0,
   bytes: 0,
+  fetches: {}, // how often each media file (init, segment, part) was fetched
   behindLiveMs: null, // wall clock minus the shown frame's capture time
   latencyMs: null, // the player's own estimate (live edge minus position)
 };
@@ -67,6 +68,10 @@ function playHls(video, url) {
       callbacks.onSuccess = (response, loadStats, ...rest) => {
         stats.requests += 1;
         stats.bytes += loadStats.loaded || 0;
+        if (context.frag) {
+          const file = new URL(context.url).pathname.split("/").pop();
+          stats.fetches[file] = (stats.fetches[file] || 0) + 1;
+        }
         onSuccess(response, loadStats, ...rest);
       };
       super.load(context, config, callbacks);
