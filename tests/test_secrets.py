@@ -436,6 +436,9 @@ async def test_no_secret_leaks_anywhere(
         DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": back_door.entry_id}
     )
     result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "change_key"}
+    )
+    result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_AGENCY_NAME: "Jackson PD RTCC", "key_mode": "generate"}
     )
     assert result["step_id"] == "reconfigure_secret"

@@ -282,16 +282,24 @@ class Activations:
 
     def external_base_url(self) -> str | None:
         """Return the external HTTPS URL (or, in lab mode, any URL) to hand out."""
-        try:
-            url = get_url(
-                self._hass, allow_internal=False, allow_ip=False, require_ssl=True
-            )
-        except NoURLAvailableError:
-            url = None
-            if self._session.options[CONF_ALLOW_HTTP_STREAM_URL]:
-                try:
-                    url = get_url(self._hass, prefer_external=True)
-                except NoURLAvailableError:
-                    url = None
+        url = secure_external_url(self._hass)
+        if url is None and self._session.options[CONF_ALLOW_HTTP_STREAM_URL]:
+            try:
+                url = get_url(self._hass, prefer_external=True)
+            except NoURLAvailableError:
+                url = None
         self._repairs.external_url(available=url is not None)
         return None if url is None else url.rstrip("/")
+
+
+def secure_external_url(hass: HomeAssistant) -> str | None:
+    """Return the address every grant is given: external, HTTPS, a host name.
+
+    Home Assistant Cloud's Remote UI address counts: the city reaches the
+    webhook and the stream through it like through any other.
+    """
+    try:
+        url = get_url(hass, allow_internal=False, allow_ip=False, require_ssl=True)
+    except NoURLAvailableError:
+        return None
+    return url.rstrip("/")
