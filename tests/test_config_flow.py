@@ -1,10 +1,16 @@
 """Config, options and reconfigure flows, every error and abort."""
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntry,
+    ConfigEntryState,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import entity_registry as er
@@ -30,10 +36,31 @@ from custom_components.rtcc_share.const import (
     STREAM_WEBRTC,
 )
 
-from .common import CAMERA, CITY_PUBLIC_KEY, EXTERNAL_URL, SECRET, SMALL_ORDER_POINTS
+from .common import (
+    CAMERA,
+    CITY_PUBLIC_KEY,
+    EXTERNAL_URL,
+    SECRET,
+    SMALL_ORDER_POINTS,
+    WEBHOOK_ID,
+)
 from .conftest import SourceCamera
 
+CLOUD_REMOTE_UI = "https://0123456789abcdef.ui.nabu.casa"
+
 USER_INPUT = {CONF_CAMERA_ENTITY_ID: CAMERA, CONF_AGENCY_NAME: "Jackson PD RTCC"}
+
+
+async def _reconfigure(hass: HomeAssistant, entry: ConfigEntry, step: str) -> Any:
+    """Open Reconfigure and choose `hand_over` or `change_key` from its menu."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["hand_over", "change_key"]
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
 
 
 async def _start(hass: HomeAssistant, user_input: dict[str, Any] = USER_INPUT) -> Any:
@@ -116,14 +143,17 @@ async def test_setup_never_shows_an_internal_webhook_url(
     assert result["description_placeholders"]["webhook_url"] == (
         f"/api/webhook/{webhook_id}"
     )
-    # The reconfigure step shows the same, with its own note.
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN,
-        context={"source": SOURCE_RECONFIGURE, "entry_id": result["result"].entry_id},
-    )
+    # The reconfigure steps show the same, with their own notes.
+    entry = result["result"]
+    result = await _reconfigure(hass, entry, "change_key")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_AGENCY_NAME: "Jackson PD RTCC", "key_mode": "generate"}
     )
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"/api/webhook/{webhook_id}"
+    )
+    result = await _reconfigure(hass, entry, "hand_over")
+    assert result["reason"] == "hand_over_path_only"
     assert result["description_placeholders"]["webhook_url"] == (
         f"/api/webhook/{webhook_id}"
     )
@@ -142,6 +172,96 @@ async def test_setup_shows_the_external_webhook_url(
     assert result["description_placeholders"]["webhook_url"] == (
         f"{EXTERNAL_URL}/api/webhook/{result['data'][CONF_WEBHOOK_ID]}"
     )
+
+
+async def test_hand_over_shows_the_webhook_url_again_never_the_secret(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """Reconfigure → Show the webhook URL again: the URL; the secret stays unseen."""
+    data = dict(integration.data)
+    result = await _reconfigure(hass, integration, "hand_over")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "hand_over"
+    assert result["description_placeholders"] == {
+        "webhook_url": f"{EXTERNAL_URL}/api/webhook/{WEBHOOK_ID}",
+        "public_key": "-",
+    }
+    assert SECRET not in str(result)
+    # Nothing changed: no reload, no record.
+    await hass.async_block_till_done()
+    assert dict(integration.data) == data
+    assert integration.state is ConfigEntryState.LOADED
+    records = await integration.runtime_data.audit.async_export(None, None)
+    assert "key_rotated" not in [record["event"] for record in records]
+
+
+@pytest.mark.parametrize("verification_key", [CITY_PUBLIC_KEY])
+async def test_hand_over_shows_a_pinned_public_key(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """A city public key is the city's own: it is shown, to be checked."""
+    result = await _reconfigure(hass, integration, "hand_over")
+    assert result["description_placeholders"]["public_key"] == CITY_PUBLIC_KEY
+
+
+@pytest.fixture
+def cloud_remote_ui(hass: HomeAssistant) -> Iterator[None]:
+    """Home Assistant Cloud with remote access on, and no external URL of its own."""
+    hass.config.components.add("cloud")
+    with patch(
+        "homeassistant.components.cloud.async_remote_ui_url",
+        return_value=CLOUD_REMOTE_UI,
+    ):
+        yield
+
+
+@pytest.mark.usefixtures("cloud_remote_ui")
+async def test_home_assistant_cloud_users_get_their_remote_webhook_url(
+    hass: HomeAssistant, camera: SourceCamera
+) -> None:
+    """The Remote UI address is the city's, for the webhook as for the stream.
+
+    The contract's shape, `{external URL}/api/webhook/{id}`: no cloudhook, whose
+    URL would hide the webhook id that `recipient` names.
+    """
+    await hass.config.async_update(external_url=None)
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    webhook_id = result["data"][CONF_WEBHOOK_ID]
+    assert result["description"] is None
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"{CLOUD_REMOTE_UI}/api/webhook/{webhook_id}"
+    )
+    await hass.async_block_till_done()
+    result = await _reconfigure(hass, result["result"], "hand_over")
+    assert result["reason"] == "hand_over"
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"{CLOUD_REMOTE_UI}/api/webhook/{webhook_id}"
+    )
+
+
+@pytest.mark.parametrize(
+    "external_url", ["http://home.example.org", "https://203.0.113.7:8123"]
+)
+async def test_plain_http_or_ip_address_is_handed_over_with_a_warning(
+    hass: HomeAssistant, camera: SourceCamera, external_url: str
+) -> None:
+    """Every grant would be refused there: the URL is shown, with the warning."""
+    await hass.config.async_update(external_url=external_url)
+    result = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"key_mode": "generate"}
+    )
+    webhook_id = result["data"][CONF_WEBHOOK_ID]
+    assert result["description"] == "webhook_url_insecure"
+    assert result["description_placeholders"]["webhook_url"] == (
+        f"{external_url}/api/webhook/{webhook_id}"
+    )
+    await hass.async_block_till_done()
+    result = await _reconfigure(hass, result["result"], "hand_over")
+    assert result["reason"] == "hand_over_insecure"
 
 
 @pytest.mark.parametrize(
@@ -247,7 +367,7 @@ async def test_reconfigure_to_small_order_key_or_weak_secret_refused(
     hass: HomeAssistant, integration: MockConfigEntry, key: str, error: str
 ) -> None:
     """Reconfiguring to an unsafe key is refused; the entry keeps its key."""
-    result = await integration.start_reconfigure_flow(hass)
+    result = await _reconfigure(hass, integration, "change_key")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {
@@ -288,6 +408,23 @@ async def test_options_flow(hass: HomeAssistant, integration: MockConfigEntry) -
     assert isinstance(integration.options[CONF_MAX_DISTANCE_M], int)
     await hass.async_block_till_done()
     assert integration.runtime_data.session.options[CONF_MAX_DISTANCE_M] == 250
+
+
+async def test_options_offer_the_notify_targets_there_are(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """Also notify lists the notify entities and services; others may be typed."""
+    hass.services.async_register("notify", "mobile_app_pixel", lambda call: None)
+    hass.services.async_register("notify", "send_message", lambda call: None)
+    hass.services.async_register("notify", "persistent_notification", lambda _: None)
+    hass.states.async_set("notify.kitchen_display", "unknown")
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    selector = result["data_schema"].schema[CONF_NOTIFY_TARGETS]
+    assert selector.config["options"] == [
+        "notify.kitchen_display",
+        "notify.mobile_app_pixel",
+    ]
+    assert selector.config["custom_value"] is True
 
 
 @pytest.mark.parametrize(
@@ -340,8 +477,8 @@ async def test_reconfigure_to_public_key(
     hass: HomeAssistant, integration: MockConfigEntry
 ) -> None:
     """The agency and key can be changed; the entry reloads."""
-    result = await integration.start_reconfigure_flow(hass)
-    assert result["step_id"] == "reconfigure"
+    result = await _reconfigure(hass, integration, "change_key")
+    assert result["step_id"] == "change_key"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {
@@ -363,7 +500,7 @@ async def test_reconfigure_generates_secret(
     hass: HomeAssistant, integration: MockConfigEntry
 ) -> None:
     """A new secret is shown before it is saved."""
-    result = await integration.start_reconfigure_flow(hass)
+    result = await _reconfigure(hass, integration, "change_key")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_AGENCY_NAME: "Jackson PD RTCC", "key_mode": "generate"}
     )
@@ -381,7 +518,7 @@ async def test_reconfigure_errors(
     hass: HomeAssistant, integration: MockConfigEntry
 ) -> None:
     """Errors in the reconfigure form are shown."""
-    result = await integration.start_reconfigure_flow(hass)
+    result = await _reconfigure(hass, integration, "change_key")
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {CONF_AGENCY_NAME: "", "key_mode": "public_key", CONF_VERIFICATION_KEY: "x"},

@@ -91,6 +91,9 @@ async def _reconfigure(hass: HomeAssistant, entry: MockConfigEntry, key: str) ->
     """Rotate the key through the real reconfigure flow."""
     result = await entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "change_key"}
+    )
+    result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
         {
             CONF_AGENCY_NAME: "Jackson PD RTCC",

@@ -64,19 +64,19 @@ def _describe(hass: HomeAssistant, event_type: str, data: Mapping[str, Any]) -> 
         (
             EVENT_GRANTED,
             {**BASE, **INCIDENT, "expires_at": "2026-11-27T21:24:03Z"},
-            "shared the camera with Jackson PD RTCC for incident shots fired"
-            " (CAD-20-118233) until 15:24",
+            "shared the camera with Jackson PD RTCC for incident Shots fired"
+            " (CAD-20-118233) until 3:24 PM",
         ),
         (
             EVENT_GRANTED,
             {**BASE, **INCIDENT},
-            "shared the camera with Jackson PD RTCC for incident shots fired"
+            "shared the camera with Jackson PD RTCC for incident Shots fired"
             " (CAD-20-118233)",
         ),
         (
             EVENT_REFUSED,
             {**BASE, **INCIDENT, "reason": "outside_area"},
-            "refused a request from Jackson PD RTCC for incident shots fired"
+            "refused a request from Jackson PD RTCC for incident Shots fired"
             " (CAD-20-118233): the incident is outside the sharing area",
         ),
         (
@@ -87,7 +87,7 @@ def _describe(hass: HomeAssistant, event_type: str, data: Mapping[str, Any]) -> 
         (
             EVENT_REFUSED,
             {**BASE, **INCIDENT, "reason": "some_new_reason"},
-            "refused a request from Jackson PD RTCC for incident shots fired"
+            "refused a request from Jackson PD RTCC for incident Shots fired"
             " (CAD-20-118233): some new reason",
         ),
         (
@@ -106,6 +106,24 @@ def _describe(hass: HomeAssistant, event_type: str, data: Mapping[str, Any]) -> 
             {**BASE, "reason": "ha_stopping", "duration_s": 3725},
             "stopped sharing with Jackson PD RTCC: Home Assistant stopped"
             " after 1 h 2 min",
+        ),
+        # A code without a label stays the code the city sent.
+        (
+            EVENT_REFUSED,
+            {**BASE, **INCIDENT, "incident_type": "protest", "reason": "outside_area"},
+            "refused a request from Jackson PD RTCC for incident protest"
+            " (CAD-20-118233): the incident is outside the sharing area",
+        ),
+        # A test run reads as one.
+        (
+            EVENT_GRANTED,
+            {**BASE, **INCIDENT, "expires_at": "2026-11-27T03:01:00Z", "test": True},
+            "ran a test share until 9:01 PM; nothing was shared",
+        ),
+        (
+            EVENT_ENDED,
+            {**BASE, "reason": "activation_arrived", "duration_s": 12, "test": True},
+            "ended the test share: a real activation arrived after 12 s",
         ),
     ],
 )
@@ -144,7 +162,7 @@ async def test_describe_event_shows_hidden_characters(hass: HomeAssistant) -> No
     }
     row = _describe(hass, EVENT_REFUSED, data)
     assert row["message"] == (
-        "refused a request from Jackson PD RTCC for incident shots fired"
+        "refused a request from Jackson PD RTCC for incident Shots fired"
         " (CAD-\ufffd332811-02\ufffd: consent is off\ufffd):"
         " the incident is outside the sharing area"
     )

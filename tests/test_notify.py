@@ -1,19 +1,29 @@
 """What the resident is told: in their language, with the city's values neutralised."""
 
 from collections.abc import Mapping
+import json
+from pathlib import Path
 import re
 import sys
 from typing import Any
 import unicodedata
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import persistent_notification
 from homeassistant.components.logbook.models import async_event_to_row
 from homeassistant.components.logbook.processor import EventProcessor
 from homeassistant.core import Event, HomeAssistant, ServiceCall
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+from homeassistant.util.unit_system import (
+    METRIC_SYSTEM,
+    US_CUSTOMARY_SYSTEM,
+    UnitSystem,
+)
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import (
@@ -23,12 +33,16 @@ from custom_components.rtcc_share.const import (
     EVENT_ENDED,
     EVENT_GRANTED,
     EVENT_REFUSED,
+    stop_action,
 )
-from custom_components.rtcc_share.texts import markdown_escape, plain, visible
+from custom_components.rtcc_share.texts import Texts, markdown_escape, plain, visible
 
-from .common import City, requested
+from .common import ENTRY_ID, LIVE, City, requested
 from .conftest import WEBHOOK_ID, SourceCamera
 
+TRANSLATIONS = (
+    Path(__file__).parent.parent / "custom_components" / DOMAIN / "translations"
+)
 # What a hostile city could put into the ids it sends.
 HOSTILE_ID = "[click](https://evil.example/) ![px](https://t.example/p.png) **x** <img>"
 # Ids that read differently from what they are: an override reverses the rest
@@ -114,9 +128,16 @@ async def test_notification_and_logbook_in_spanish(
     await _grant(hass, await hass_client_no_auth(), city)
     notification = _notification(hass)
     assert notification["title"] == "Cámara compartida con la policía"
-    assert "está viendo" in notification["message"]
-    assert _logbook(hass, EVENT_GRANTED, granted[0].data).startswith(
-        "compartió la cámara con Jackson PD RTCC por el incidente shots fired"
+    # The incident type's label, the distance in metres, a 24-hour local time.
+    until = dt_util.as_local(spanish.runtime_data.session.live.grant.expires)
+    assert (
+        "está viendo Front door por un incidente (Disparos, CAD-20-118233)"
+        " a 110 m de tu casa, comunicado por el operador op-17,"
+        f" hasta las {until.hour}:{until.minute:02}."
+    ) in notification["message"]
+    assert _logbook(hass, EVENT_GRANTED, granted[0].data) == (
+        "compartió la cámara con Jackson PD RTCC por el incidente Disparos"
+        f" (CAD-20-118233) hasta las {until.hour}:{until.minute:02}"
     )
     await hass.services.async_call(
         "button",
@@ -271,3 +292,202 @@ async def test_bidi_controls_never_reach_the_resident(
     ]
     assert record["incident_id"] == BIDI_INCIDENT_ID
     assert record["operator_id"] == BIDI_OPERATOR_ID
+
+
+PUSH_URL = "https://mobile-push.home-assistant.dev/push"
+PHONE = {
+    "app_data": {"push_token": "PUSH_TOKEN", "push_url": PUSH_URL},
+    "app_id": "io.homeassistant.companion.android",
+    "app_name": "Home Assistant",
+    "app_version": "2026.10.0",
+    "device_name": "Resident's Pixel",
+    "manufacturer": "Google",
+    "model": "Pixel 9",
+    "os_name": "Android",
+    "os_version": "16",
+    "supports_encryption": False,
+}
+
+
+async def test_phone_chosen_by_its_notify_entity_gets_the_stop_button(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
+    aioclient_mock: AiohttpClientMocker,
+    camera: SourceCamera,
+    config_entry: MockConfigEntry,
+    city: City,
+) -> None:
+    """The Companion app as set up today: its notify entity, the Stop button, the tap.
+
+    A notify entity takes a title and a message only; the phone's legacy
+    service carries the action, and the app's tap comes back as the
+    `mobile_app_notification_action` event through the app's own webhook.
+    """
+    # Before the first client: routes are frozen once the test server runs.
+    for component in ("notify", "mobile_app"):
+        assert await async_setup_component(hass, component, {})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    response = await (await hass_client()).post(
+        "/api/mobile_app/registrations", json=PHONE
+    )
+    assert response.status == 201
+    phone_webhook = (await response.json())["webhook_id"]
+    await hass.async_block_till_done()
+    [phone] = [
+        entry.entity_id
+        for entry in er.async_get(hass).entities.values()
+        if entry.platform == "mobile_app" and entry.domain == "notify"
+    ]
+    assert hass.services.has_service("notify", "mobile_app_resident_s_pixel")
+    # Configure → Also notify: the phone's notify entity, as the picker offers it.
+    hass.config_entries.async_update_entry(
+        config_entry, options={**DEFAULT_OPTIONS, CONF_NOTIFY_TARGETS: [phone]}
+    )
+    await hass.async_block_till_done()
+    aioclient_mock.post(PUSH_URL, status=201, json={})
+
+    await _grant(hass, await hass_client_no_auth(), city)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    [(_, _, push, _)] = aioclient_mock.mock_calls
+    assert push["title"] == "Camera shared with police"
+    [action] = push["data"]["actions"]
+    assert action == {"action": stop_action(ENTRY_ID), "title": "Stop sharing"}
+
+    # The resident taps Stop sharing: the app fires the action's event.
+    response = await (await hass_client_no_auth()).post(
+        f"/api/webhook/{phone_webhook}",
+        json={
+            "type": "fire_event",
+            "data": {
+                "event_type": "mobile_app_notification_action",
+                "event_data": {"action": action["action"]},
+            },
+        },
+    )
+    assert response.status == 200
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert config_entry.runtime_data.session.live is None
+    assert hass.states.get(LIVE).attributes.get("activation_id") is None
+    records = await config_entry.runtime_data.audit.async_export(None, None)
+    assert records[-1]["reason"] == "stopped_by_resident"
+    # The end reaches the phone too, without a button.
+    ended_push = aioclient_mock.mock_calls[-1][2]
+    assert ended_push["title"] == "Camera sharing ended"
+    assert "data" not in ended_push
+    await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+def _texts(language: str) -> Texts:
+    """The integration's texts in a language, from its translation file."""
+
+    def flatten(tree: dict[str, Any], prefix: str) -> dict[str, str]:
+        flat: dict[str, str] = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                flat |= flatten(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+        return flat
+
+    path = TRANSLATIONS / f"{language}.json"
+    return Texts(flatten(json.loads(path.read_text("utf-8")), f"component.{DOMAIN}."))
+
+
+@pytest.mark.parametrize(
+    ("language", "units", "meters", "shown"),
+    [
+        ("en", METRIC_SYSTEM, 3.4, "3 m"),
+        ("en", METRIC_SYSTEM, 111.2, "110 m"),
+        ("en", METRIC_SYSTEM, 1849.0, "1850 m"),
+        ("en", US_CUSTOMARY_SYSTEM, 111.2, "360 ft"),
+        ("en", US_CUSTOMARY_SYSTEM, 1668.0, "1.0 mi"),
+        ("en", US_CUSTOMARY_SYSTEM, 2000.0, "1.2 mi"),
+        ("es", METRIC_SYSTEM, 111.2, "110 m"),
+        ("es", US_CUSTOMARY_SYSTEM, 111.2, "360 pies"),
+        ("es", US_CUSTOMARY_SYSTEM, 2000.0, "1,2 millas"),
+    ],
+)
+def test_distance_in_home_assistant_unit_system(
+    language: str, units: UnitSystem, meters: float, shown: str
+) -> None:
+    """Metres, or feet and then miles; rounded as a notification needs."""
+    assert _texts(language).distance(meters, units) == shown
+
+
+@pytest.mark.parametrize(
+    ("language", "moment", "shown"),
+    [
+        ("en", "2026-11-27T03:05:00Z", "9:05 PM"),
+        ("en", "2026-11-27T06:30:00Z", "12:30 AM"),
+        ("en", "2026-11-27T18:00:00Z", "12:00 PM"),
+        ("es", "2026-11-27T03:05:00Z", "21:05"),
+        ("es", "2026-11-27T06:30:00Z", "0:30"),
+    ],
+)
+async def test_times_are_local_in_the_language_convention(
+    hass: HomeAssistant, language: str, moment: str, shown: str
+) -> None:
+    """Home Assistant's time zone; English 12-hour, Spanish 24-hour (CLDR short time)."""
+    await hass.config.async_update(time_zone="America/Chicago")
+    assert _texts(language).clock(dt_util.parse_datetime(moment)) == shown
+
+
+def test_incident_types_read_as_their_labels() -> None:
+    """A known type reads as the options selector's label; another stays its code."""
+    english, spanish = _texts("en"), _texts("es")
+    assert english.incident_type("burglary_in_progress", plain) == (
+        "Burglary in progress"
+    )
+    assert spanish.incident_type("shots_fired", markdown_escape) == "Disparos"
+    assert english.incident_type("welfare_check", markdown_escape) == (
+        r"welfare\_check"
+    )
+    assert english.incident_type("welfare_check", plain) == "welfare_check"
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{**DEFAULT_OPTIONS, CONF_NOTIFY_TARGETS: ["notify.phone"]}]
+)
+async def test_grant_notification_in_us_units_and_english_time(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A US home reads feet and a 12-hour local time, on the phone and in HA."""
+    calls: list[ServiceCall] = []
+    hass.services.async_register("notify", "phone", calls.append)
+    await hass.config.async_update(
+        time_zone="America/Chicago", unit_system="us_customary"
+    )
+    freezer.move_to("2026-11-27T21:14:03Z")
+    await _grant(hass, await hass_client_no_auth(), city)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    expected = (
+        "Jackson PD RTCC is viewing Front door for an incident (Shots fired,"
+        " CAD-20-118233) 360 ft from your home, reported by operator op-17,"
+        " until 3:24 PM."
+    )
+    assert _notification(hass)["message"].startswith(expected)
+    [call] = calls
+    assert call.data["message"].startswith(expected)
+
+
+async def test_test_run_notification_in_spanish(
+    hass: HomeAssistant, spanish: MockConfigEntry
+) -> None:
+    """The test run is marked as one, in the resident's language."""
+    await hass.services.async_call(
+        "button",
+        "press",
+        {"entity_id": _entity_id(hass, "button", "test_share")},
+        blocking=True,
+    )
+    notification = _notification(hass)
+    assert notification["title"] == "PRUEBA – Cámara compartida con la policía"
+    assert notification["message"].startswith("Esta es una prueba que iniciaste")
+    assert "(Disparos, TEST) a 0 m de tu casa" in notification["message"]
+    await hass.config_entries.async_unload(spanish.entry_id)

@@ -2,8 +2,9 @@
 
 One long test drives every path the integration has (config flow in both key
 modes, options, reconfigure, a grant, its repeat, every refusal, a 401, an
-end, the stop button, consent off, the audit actions, diagnostics) with the
-integration's loggers at DEBUG, then searches everything it produced for:
+end, the stop button, test runs, consent off, the audit actions,
+diagnostics) with the integration's loggers at DEBUG, then searches
+everything it produced for:
 
 - the verification keys (the configured `whsec_` secret and the ones the
   flows generate; for `v1a` the city's private key, which Home Assistant is
@@ -186,8 +187,8 @@ async def _state_texts(hass: HomeAssistant) -> list[tuple[str, str]]:
         for entry in er.async_get(hass).entities.values()
         if entry.platform == DOMAIN
     ]
-    # Each entry's nine entities have a state, so all of them were searched.
-    assert len(ours) == 9 * len(hass.config_entries.async_entries(DOMAIN))
+    # Each entry's ten entities have a state, so all of them were searched.
+    assert len(ours) == 10 * len(hass.config_entries.async_entries(DOMAIN))
     assert all(hass.states.get(entity_id) for entity_id in ours)
     return texts
 
@@ -268,6 +269,12 @@ async def _consent(hass: HomeAssistant, camera: str, on: bool) -> None:
         "turn_on" if on else "turn_off",
         {"entity_id": CONSENT.format(camera)},
         blocking=True,
+    )
+
+
+async def _press(hass: HomeAssistant, button: str) -> None:
+    await hass.services.async_call(
+        "button", "press", {"entity_id": button}, blocking=True
     )
 
 
@@ -438,6 +445,9 @@ async def test_no_secret_leaks_anywhere(
         DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": back_door.entry_id}
     )
     result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "change_key"}
+    )
+    result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_AGENCY_NAME: "Jackson PD RTCC", "key_mode": "generate"}
     )
     assert result["step_id"] == "reconfigure_secret"
@@ -489,18 +499,18 @@ async def test_no_secret_leaks_anywhere(
 
     # A second share ended with the stop button, a third by consent off.
     assert (await front.post(requested("C-1")))[0] == 201
-    await hass.services.async_call(
-        "button",
-        "press",
-        {"entity_id": "button.front_door_stop_sharing_now"},
-        blocking=True,
-    )
+    await _press(hass, "button.front_door_stop_sharing_now")
     assert session.live is None
     assert (await front.post(requested("C-2")))[0] == 201
     await _consent(hass, "front_door", False)
     assert session.live is None
     await _consent(hass, "front_door", True)
     assert await front.post(requested("C-3")) == (403, {"error": "rate_limited"})
+    # A test run counts against no limit; the stop button ends it.
+    await _press(hass, "button.front_door_run_a_test_share")
+    assert session.live is not None
+    assert session.live.test
+    await _press(hass, "button.front_door_stop_sharing_now")
 
     # Not authenticated, not JSON, too large, not valid.
     assert (await front.raw(b"{}", {"Content-Type": "application/json"}))[0] == 401
@@ -522,6 +532,8 @@ async def test_no_secret_leaks_anywhere(
         {"error": "wrong_recipient"},
     )
     garage_id = garage.data[CONF_WEBHOOK_ID]
+    # A real activation ends a test run first.
+    await _press(hass, "button.garage_run_a_test_share")
     assert (await garage_city.post(requested("G-1", recipient=garage_id)))[0] == 201
     assert (await garage_city.post({**ended("G-1"), "recipient": garage_id}))[0] == 200
     # The back door signs with its rotated secret.

@@ -8,9 +8,11 @@ import logging
 from typing import Any
 
 from aiohttp import ClientResponse
+from homeassistant.components import webhook
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
+from homeassistant.util.aiohttp import MockRequest, serialize_response
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -552,3 +554,46 @@ async def test_unexpected_fault_is_still_json(
     assert WEBHOOK_ID not in [
         r.getMessage() for r in caplog.records if r.name.startswith("custom_")
     ]
+
+
+async def _relayed(
+    hass: HomeAssistant, body: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """Deliver a request as Home Assistant Cloud's relay does: a MockRequest."""
+    request = MockRequest(
+        content=body, mock_source="cloud", method="POST", headers=headers
+    )
+    response = await webhook.async_handle_webhook(hass, WEBHOOK_ID, request)
+    serialized = serialize_response(response)
+    assert response.content_type == "application/json"
+    return serialized["status"], json.loads(serialized["body"])
+
+
+async def test_request_relayed_by_home_assistant_cloud_is_answered(
+    hass: HomeAssistant, integration: MockConfigEntry, city: City
+) -> None:
+    """Through the cloud relay (or the websocket API) every check answers as over HTTP.
+
+    A MockRequest has no parsed media type or declared length, and reads its
+    body afresh from each `content`: read once, it is never taken for 413.
+    """
+    await consent(hass)
+    status, grant = await _relayed(hass, *city.sign(requested("CLOUD-1")))
+    assert status == 201
+    assert grant["stream_url"].startswith("https://home.example.org/")
+    body, headers = city.sign(ended("CLOUD-1"))
+    assert await _relayed(hass, body, headers) == (
+        200,
+        {"status": "ended", "activation_id": "CLOUD-1"},
+    )
+    assert await _relayed(hass, body, headers) == (409, {"error": "duplicate_message"})
+    body, headers = city.sign(requested("CLOUD-2"))
+    text = {**headers, "Content-Type": "text/plain"}
+    assert (await _relayed(hass, body, text))[0] == 415
+    charset = {**headers, "Content-Type": "application/json; charset=latin-1"}
+    assert (await _relayed(hass, body, charset))[0] == 415
+    assert (await _relayed(hass, b" " * 70_000, headers))[0] == 413
+    assert await _relayed(hass, body + b" ", headers) == (
+        401,
+        {"error": "invalid_signature"},
+    )

@@ -74,7 +74,8 @@ class Activations:
         """Grant the activation, repeat a live one, or refuse it."""
         session = self._session
         async with session.lock:
-            if (live := session.live) is not None:
+            # A test run makes way for a real activation (in _async_grant).
+            if (live := session.live) is not None and not live.test:
                 if live.request.activation_id == request.activation_id:
                     return Granted(grant=live.grant, created=False)
                 return await self.async_refuse(
@@ -91,7 +92,11 @@ class Activations:
         session = self._session
         async with session.lock:
             live = session.live
-            if live and live.request.activation_id == message.activation_id:
+            if (
+                live
+                and not live.test
+                and live.request.activation_id == message.activation_id
+            ):
                 await session.async_end_locked(EndReason.ENDED_BY_CITY)
                 return Ended(activation_id=message.activation_id)
         if session.history.find(message.activation_id) is None:
@@ -180,6 +185,8 @@ class Activations:
                     RefusalReason.CAMERA_UNAVAILABLE, request
                 )
         expires = now + timedelta(seconds=decision.duration_s)
+        # Only a test run can be live here: it ends, recorded, before the grant.
+        await session.async_end_locked(EndReason.ACTIVATION_ARRIVED)
         try:
             record = await session.audit.async_append(
                 AuditEvent.ACTIVATION_GRANTED,
@@ -228,7 +235,11 @@ class Activations:
         # State first, so automations triggered by the event see the share live.
         session.async_changed()
         session.fire(
-            EVENT_GRANTED, "granted", request, expires_at=contract_time(expires)
+            EVENT_GRANTED,
+            "granted",
+            request,
+            expires_at=contract_time(expires),
+            distance_m=round(decision.distance_m, 1),
         )
         return Granted(grant=grant, created=True)
 
@@ -282,16 +293,24 @@ class Activations:
 
     def external_base_url(self) -> str | None:
         """Return the external HTTPS URL (or, in lab mode, any URL) to hand out."""
-        try:
-            url = get_url(
-                self._hass, allow_internal=False, allow_ip=False, require_ssl=True
-            )
-        except NoURLAvailableError:
-            url = None
-            if self._session.options[CONF_ALLOW_HTTP_STREAM_URL]:
-                try:
-                    url = get_url(self._hass, prefer_external=True)
-                except NoURLAvailableError:
-                    url = None
+        url = secure_external_url(self._hass)
+        if url is None and self._session.options[CONF_ALLOW_HTTP_STREAM_URL]:
+            try:
+                url = get_url(self._hass, prefer_external=True)
+            except NoURLAvailableError:
+                url = None
         self._repairs.external_url(available=url is not None)
         return None if url is None else url.rstrip("/")
+
+
+def secure_external_url(hass: HomeAssistant) -> str | None:
+    """Return the address every grant is given: external, HTTPS, a host name.
+
+    Home Assistant Cloud's Remote UI address counts: the city reaches the
+    webhook and the stream through it like through any other.
+    """
+    try:
+        url = get_url(hass, allow_internal=False, allow_ip=False, require_ssl=True)
+    except NoURLAvailableError:
+        return None
+    return url.rstrip("/")

@@ -49,4 +49,6 @@ class LiveShareBinarySensor(RtccShareEntity, BinarySensorEntity):
             "started": live.grant.started.isoformat(),
             "expires": live.grant.expires.isoformat(),
             "viewers": live.viewers,
+            # A test run: nothing is shared, no URL exists.
+            "test": live.test,
         }

@@ -15,7 +15,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.network import NoURLAvailableError
+from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
     BooleanSelector,
     EntitySelector,
@@ -32,6 +32,7 @@ from homeassistant.helpers.selector import (
 )
 import probatio
 
+from .activation import secure_external_url
 from .const import (
     CONF_AGENCY_NAME,
     CONF_ALLOW_HTTP_STREAM_URL,
@@ -67,6 +68,11 @@ CONF_KEY_MODE = "key_mode"
 KEY_MODE_GENERATE = "generate"
 KEY_MODE_PUBLIC_KEY = "public_key"
 AGENCY_NAME_MAX_LEN = 100
+# What the hand-over screens say about the webhook URL they show.
+URL_PATH_ONLY = "webhook_path_only"
+URL_INSECURE = "webhook_url_insecure"
+# Notify services that are no target of their own.
+NOT_NOTIFY_TARGETS = frozenset({"send_message", "persistent_notification"})
 
 _INCIDENT_TYPE_RE = re.compile(INCIDENT_TYPE_PATTERN)
 
@@ -140,24 +146,28 @@ async def _async_validate_camera(hass: HomeAssistant, entity_id: str) -> str | N
     return None if kinds else "no_stream_source"
 
 
-def _webhook_url(hass: HomeAssistant, webhook_id: str) -> str | None:
-    """Return the webhook's external URL; never an internal address for the city."""
-    try:
-        return webhook.async_generate_url(hass, webhook_id, allow_internal=False)
-    except NoURLAvailableError:
-        return None
+def _hand_over_url(hass: HomeAssistant, webhook_id: str) -> tuple[str, str | None]:
+    """Return the webhook URL for the city, and what the screen must say of it.
 
-
-def _hand_over_placeholders(
-    hass: HomeAssistant, webhook_id: str, key: str
-) -> dict[str, str]:
-    """What the resident hands to the city; a public key is the city's own.
-
-    Without an external URL only the path is shown; the texts say so.
+    The address every grant is given (external HTTPS with a host name, Home
+    Assistant Cloud's Remote UI included); else an external address on which
+    every grant would be refused (plain HTTP, an IP address), with a
+    warning; else only the path, never an internal address.
     """
+    path = webhook.async_generate_path(webhook_id)
+    if (base := secure_external_url(hass)) is not None:
+        return base + path, None
+    try:
+        base = get_url(hass, allow_internal=False, allow_ip=True)
+    except NoURLAvailableError:
+        return path, URL_PATH_ONLY
+    return base.rstrip("/") + path, URL_INSECURE
+
+
+def _hand_over_placeholders(webhook_url: str, key: str) -> dict[str, str]:
+    """What the resident hands to the city: a new secret only when it is made."""
     return {
-        "webhook_url": _webhook_url(hass, webhook_id)
-        or webhook.async_generate_path(webhook_id),
+        "webhook_url": webhook_url,
         "secret": key if key.startswith(SECRET_PREFIX) else "-",
     }
 
@@ -232,6 +242,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                 kinds = (await _async_camera_kinds(self.hass, camera))[:1] or kinds
             state = self.hass.states.get(camera)
             name = state.name if state else camera
+            url, note = _hand_over_url(self.hass, webhook_id)
             return self.async_create_entry(
                 title=name,
                 data={
@@ -246,12 +257,8 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_REQUIRE_RECIPIENT: key.startswith(PUBLIC_KEY_PREFIX),
                     CONF_STREAM_KINDS: kinds,
                 },
-                description=(
-                    None if _webhook_url(self.hass, webhook_id) else "webhook_path_only"
-                ),
-                description_placeholders=_hand_over_placeholders(
-                    self.hass, webhook_id, key
-                ),
+                description=note,
+                description_placeholders=_hand_over_placeholders(url, key),
             )
         return self.async_show_form(
             step_id="key",
@@ -260,6 +267,41 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the webhook URL again, or change the agency or the key."""
+        return self.async_show_menu(
+            step_id="reconfigure", menu_options=["hand_over", "change_key"]
+        )
+
+    async def async_step_hand_over(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the webhook URL again; nothing changes.
+
+        A shared secret was shown once and stays unseen (a new one can be
+        generated); a pinned public key is the city's own and is shown.
+        """
+        entry = self._get_reconfigure_entry()
+        url, note = _hand_over_url(self.hass, entry.data[CONF_WEBHOOK_ID])
+        key = entry.data[CONF_VERIFICATION_KEY]
+        placeholders = {
+            "webhook_url": url,
+            "public_key": key if key.startswith(PUBLIC_KEY_PREFIX) else "-",
+        }
+        if note == URL_PATH_ONLY:
+            return self.async_abort(
+                reason="hand_over_path_only", description_placeholders=placeholders
+            )
+        if note == URL_INSECURE:
+            return self.async_abort(
+                reason="hand_over_insecure", description_placeholders=placeholders
+            )
+        return self.async_abort(
+            reason="hand_over", description_placeholders=placeholders
+        )
+
+    async def async_step_change_key(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Change the agency's name or the verification key."""
@@ -278,7 +320,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         ).extend(_key_schema().schema)
         suggested = user_input or {CONF_AGENCY_NAME: entry.data[CONF_AGENCY_NAME]}
         return self.async_show_form(
-            step_id="reconfigure",
+            step_id="change_key",
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
         )
@@ -290,12 +332,11 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         if user_input is not None:
             return self.async_update_and_abort(entry, data_updates=self._data)
+        url, _ = _hand_over_url(self.hass, entry.data[CONF_WEBHOOK_ID])
         return self.async_show_form(
             step_id="reconfigure_secret",
             description_placeholders=_hand_over_placeholders(
-                self.hass,
-                entry.data[CONF_WEBHOOK_ID],
-                self._data[CONF_VERIFICATION_KEY],
+                url, self._data[CONF_VERIFICATION_KEY]
             ),
         )
 
@@ -307,7 +348,18 @@ def _number(option: str) -> NumberSelector:
     )
 
 
-def _options_schema() -> probatio.Schema:
+def _notify_targets(hass: HomeAssistant) -> list[str]:
+    """Return the notify entities and services to choose from (phones among them)."""
+    services = hass.services.async_services_for_domain("notify")
+    return sorted(
+        {
+            *hass.states.async_entity_ids("notify"),
+            *(f"notify.{name}" for name in services if name not in NOT_NOTIFY_TARGETS),
+        }
+    )
+
+
+def _options_schema(hass: HomeAssistant) -> probatio.Schema:
     fields: dict[Any, Any] = {
         probatio.Required(option): _number(option) for option in OPTION_RANGES
     }
@@ -321,7 +373,9 @@ def _options_schema() -> probatio.Schema:
     )
     fields[probatio.Required(CONF_SHARE_AUDIO)] = BooleanSelector()
     fields[probatio.Optional(CONF_NOTIFY_TARGETS)] = SelectSelector(
-        SelectSelectorConfig(options=[], multiple=True, custom_value=True)
+        SelectSelectorConfig(
+            options=_notify_targets(hass), multiple=True, custom_value=True
+        )
     )
     fields[probatio.Required(CONF_ALLOW_HTTP_STREAM_URL)] = BooleanSelector()
     fields[probatio.Required(CONF_REQUIRE_RECIPIENT)] = BooleanSelector()
@@ -384,6 +438,8 @@ class RtccShareOptionsFlow(OptionsFlow):
         current = {**DEFAULT_OPTIONS, **self.config_entry.options, **(user_input or {})}
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(_options_schema(), current),
+            data_schema=self.add_suggested_values_to_schema(
+                _options_schema(self.hass), current
+            ),
             errors=errors,
         )

@@ -25,6 +25,8 @@ EVENT_ATTRIBUTES = (
     "incident_id",
     "incident_type",
     "operator_id",
+    # Only on a test run's `granted` and `ended`.
+    "test",
 )
 
 

@@ -1,4 +1,7 @@
-"""Describe rtcc_share events in the logbook, in Home Assistant's language."""
+"""Describe rtcc_share events in the logbook, in Home Assistant's language.
+
+A test run's events (`test: true`) read as the test they are.
+"""
 
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,7 +22,7 @@ from .texts import Texts, cached_texts, plain
 def _incident(texts: Texts, data: Mapping[str, Any]) -> str:
     return texts.text(
         "logbook_incident",
-        type=plain(str(data.get("incident_type")).replace("_", " ")),
+        type=texts.incident_type(data.get("incident_type"), plain),
         id=plain(data.get("incident_id")),
     )
 
@@ -46,12 +49,17 @@ def async_describe_events(
     def async_describe_granted(event: LazyEventPartialState) -> dict[str, Any]:
         data, texts = event.data, cached_texts(hass)
         agency, incident = data.get("agency"), _incident(texts, data)
-        if expires := dt_util.parse_datetime(str(data.get("expires_at"))):
+        expires = dt_util.parse_datetime(str(data.get("expires_at")))
+        if data.get("test"):
+            message = texts.text(
+                "logbook_test_granted", until=texts.clock(expires) if expires else ""
+            )
+        elif expires:
             message = texts.text(
                 "logbook_granted_until",
                 agency=agency,
                 incident=incident,
-                until=f"{dt_util.as_local(expires):%H:%M}",
+                until=texts.clock(expires),
             )
         else:
             message = texts.text("logbook_granted", agency=agency, incident=incident)
@@ -75,12 +83,17 @@ def async_describe_events(
     @callback
     def async_describe_ended(event: LazyEventPartialState) -> dict[str, Any]:
         data, texts = event.data, cached_texts(hass)
-        message = texts.text(
-            "logbook_ended",
-            agency=data.get("agency"),
-            reason=texts.reason(data.get("reason")),
-            duration=texts.duration(data.get("duration_s", 0)),
-        )
+        reason = texts.reason(data.get("reason"))
+        duration = texts.duration(data.get("duration_s", 0))
+        if data.get("test"):
+            message = texts.text("logbook_test_ended", reason=reason, duration=duration)
+        else:
+            message = texts.text(
+                "logbook_ended",
+                agency=data.get("agency"),
+                reason=reason,
+                duration=duration,
+            )
         return _entry(texts, data, message)
 
     async_describe_event(DOMAIN, EVENT_GRANTED, async_describe_granted)

@@ -98,6 +98,11 @@ class AuditEvent(StrEnum):
     PRUNED = "pruned"
     TRUNCATED = "truncated"
     NOT_RECORDED = "not_recorded"
+    # The resident's test run: events of their own, so that nothing counting
+    # the city's grants and shares (the transparency report, a city's
+    # reconciliation against its receipts) ever counts one.
+    TEST_SHARE_STARTED = "test_share_started"
+    TEST_SHARE_ENDED = "test_share_ended"
 
 
 class ConsentCause(StrEnum):
@@ -121,6 +126,8 @@ class EndReason(StrEnum):
     AUDIO_APPEARED = "audio_appeared"
     UNLOADED = "unloaded"
     HA_STOPPING = "ha_stopping"
+    # A test run made way for a real activation.
+    ACTIVATION_ARRIVED = "activation_arrived"
     # Found at the next start: the share was live when Home Assistant died.
     INTERRUPTED = "interrupted"
 

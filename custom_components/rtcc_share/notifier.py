@@ -2,8 +2,11 @@
 
 Driven by the session's events: a persistent notification (Markdown, so
 city-supplied values are escaped), and a message to each chosen notify
-target; phones get a "Stop sharing" action. Sending runs as the entry's
-background work, so unloading the entry cancels it.
+target. A phone gets a "Stop sharing" action, which only the Companion
+app's legacy service (`notify.mobile_app_<phone>`) carries: a phone chosen
+by its notify entity, which takes a title and a message only, is sent
+through that service. A test share is marked as one. Sending runs as the
+entry's background work, so unloading the entry cancels it.
 """
 
 from collections.abc import Callable
@@ -13,14 +16,36 @@ from typing import Any
 from homeassistant.components import persistent_notification
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
-from homeassistant.util import dt as dt_util
+from homeassistant.util import dt as dt_util, slugify
 
 from .const import CONF_NOTIFY_TARGETS, DOMAIN, signal_event, stop_action
 from .data import RtccShareConfigEntry
 from .texts import Texts, cached_texts, markdown_escape, plain
 
 _LOGGER = logging.getLogger(__name__)
+
+MOBILE_APP = "mobile_app"
+# The Companion app's registration, as the mobile_app integration stores it.
+MOBILE_APP_DEVICE_NAME = "device_name"
+
+
+@callback
+def _phone_service(hass: HomeAssistant, entity_id: str) -> str | None:
+    """Return the legacy notify service of the phone a notify entity belongs to.
+
+    Named as Home Assistant's legacy notify names a target of the mobile_app
+    platform: `mobile_app_` and the registered device name, slugified.
+    """
+    registered = er.async_get(hass).async_get(entity_id)
+    if registered is None or registered.platform != MOBILE_APP:
+        return None
+    app = hass.config_entries.async_get_entry(registered.config_entry_id or "")
+    if app is None or not (device := app.data.get(MOBILE_APP_DEVICE_NAME)):
+        return None
+    service = slugify(f"{MOBILE_APP}_{device}")
+    return service if hass.services.has_service("notify", service) else None
 
 
 class Notifier:
@@ -72,29 +97,43 @@ class Notifier:
         session = self._entry.runtime_data.session
         if event_type == "granted":
             expires = dt_util.parse_datetime(str(data["expires_at"]))
-            return texts.text("notify_granted_title"), texts.text(
+            title = texts.text("notify_granted_title")
+            message = texts.text(
                 "notify_granted_message",
                 agency=session.agency,
                 camera=session.camera_name,
-                incident_type=clean(data["incident_type"]),
+                incident_type=texts.incident_type(data["incident_type"], clean),
                 incident_id=clean(data["incident_id"]),
                 operator_id=clean(data["operator_id"]),
-                until=f"{dt_util.as_local(expires):%H:%M}" if expires else "",
+                distance=texts.distance(data["distance_m"], self._hass.config.units),
+                until=texts.clock(expires) if expires else "",
             )
-        return texts.text("notify_ended_title"), texts.text(
-            "notify_ended_message",
-            agency=session.agency,
-            camera=session.camera_name,
-            reason=texts.reason(data["reason"]),
-            duration=texts.duration(data["duration_s"]),
+        else:
+            title = texts.text("notify_ended_title")
+            message = texts.text(
+                "notify_ended_message",
+                agency=session.agency,
+                camera=session.camera_name,
+                reason=texts.reason(data["reason"]),
+                duration=texts.duration(data["duration_s"]),
+            )
+        if not data.get("test"):
+            return title, message
+        note = (
+            texts.text("notify_test_granted_note")
+            if event_type == "granted"
+            else texts.text("notify_test_ended_note")
         )
+        return texts.text("notify_test_title", title=title), f"{note}\n\n{message}"
 
     async def _async_send(
         self, target: str, title: str, message: str, stop_title: str | None
     ) -> None:
         domain, _, name = target.partition(".")
+        # A phone's notify entity takes no actions; its legacy service does.
+        phone = _phone_service(self._hass, target)
         try:
-            if self._hass.states.get(target) is not None:
+            if phone is None and self._hass.states.get(target) is not None:
                 await self._hass.services.async_call(
                     domain,
                     "send_message",
@@ -112,6 +151,8 @@ class Notifier:
                         }
                     ]
                 }
-            await self._hass.services.async_call(domain, name, data, blocking=True)
+            await self._hass.services.async_call(
+                domain, phone or name, data, blocking=True
+            )
         except HomeAssistantError as err:
             _LOGGER.warning("Could not notify %s: %s", target, type(err).__name__)

@@ -73,6 +73,8 @@ class LiveShare:
     stream: HlsShare | None
     webrtc: WebRtcShare | None
     item: HistoryItem
+    # The resident's test share (dry_run.py): no view, no token, no history.
+    test: bool = False
 
     @property
     def views(self) -> list[HlsShare | WebRtcShare]:
@@ -305,13 +307,23 @@ class ShareSession:
             )
             for view in sorted(live.views, key=lambda view: view is live.stream)
         ]
-        await asyncio.wait(teardowns, timeout=TEARDOWN_WAIT_S)
-        viewers: dict[str, list[dict[str, Any]]] = {}
-        if live.stream is not None:
-            viewers["viewers"] = live.stream.viewer_summary()
-        if live.webrtc is not None:
-            viewers["webrtc_sessions"] = live.webrtc.viewer_summary()
-        duration = await self.async_close(live.item, reason, **viewers)
+        if teardowns:  # a test share has no view
+            await asyncio.wait(teardowns, timeout=TEARDOWN_WAIT_S)
+        if live.test:
+            duration = live.item.close(reason, dt_util.utcnow())
+            await self.audit.async_try_append(
+                AuditEvent.TEST_SHARE_ENDED,
+                activation_id=live.item.activation_id,
+                reason=reason,
+                duration_s=duration,
+            )
+        else:
+            viewers: dict[str, list[dict[str, Any]]] = {}
+            if live.stream is not None:
+                viewers["viewers"] = live.stream.viewer_summary()
+            if live.webrtc is not None:
+                viewers["webrtc_sessions"] = live.webrtc.viewer_summary()
+            duration = await self.async_close(live.item, reason, **viewers)
         self.async_changed()
         self.fire(
             EVENT_ENDED,
@@ -319,6 +331,8 @@ class ShareSession:
             live.request,
             reason=reason,
             duration_s=duration,
+            # A test run's events say so; a real share's carry nothing new.
+            **({"test": True} if live.test else {}),
         )
 
     async def async_close(

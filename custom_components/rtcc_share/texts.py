@@ -3,33 +3,51 @@
 Notification and logbook texts live in the translation files' `exceptions`
 category: custom integrations have no category meant for them, and it is the
 one whose strings take placeholders in hassfest's schema. Reason labels are
-the event entity's `reason` attribute states. Values the city supplies are
-neutralised before they reach a text, so an id cannot carry a link, an image
-(a tracking pixel) or formatting into what the resident reads, nor make it
-read differently from what it says: every control character (C0, DEL, C1),
-format character (bidi embeddings, overrides, isolates and marks, zero-width
-spaces and joiners, soft hyphens, tags), other default-ignorable (invisible)
-character and line or paragraph separator is shown as one visible U+FFFD
-per run. The audit log keeps the
+the event entity's `reason` attribute states; incident type labels, the
+options of the accepted incident types' selector. Times are local, in the
+language's convention; distances in Home Assistant's unit system. Values the
+city supplies are neutralised before they reach a text, so an id cannot
+carry a link, an image (a tracking pixel) or formatting into what the
+resident reads, nor make it read differently from what it says: every
+control character (C0, DEL, C1), format character (bidi embeddings,
+overrides, isolates and marks, zero-width spaces and joiners, soft hyphens,
+tags), other default-ignorable (invisible) character and line or paragraph
+separator is shown as one visible U+FFFD per run. The audit log keeps the
 exact text the city sent.
 """
 
+from collections.abc import Callable
+from datetime import datetime
 from itertools import groupby
 import re
 from typing import Any, Final
 import unicodedata
 
+from homeassistant.const import UnitOfLength
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.translation import (
     async_get_cached_translations,
     async_get_translations,
 )
+from homeassistant.util import dt as dt_util
+from homeassistant.util.unit_conversion import DistanceConverter
+from homeassistant.util.unit_system import UnitSystem
 
-from .const import DOMAIN
+from .const import CONF_ALLOWED_INCIDENT_TYPES, DOMAIN
 
-CATEGORIES: Final = ("exceptions", "entity")
+CATEGORIES: Final = ("exceptions", "entity", "selector")
 _PREFIX: Final = f"component.{DOMAIN}."
 _REASON_KEY: Final = "entity.event.activation.state_attributes.reason.state."
+# The incident types' labels: the options of the accepted types' selector.
+_INCIDENT_TYPE_KEY: Final = f"selector.{CONF_ALLOWED_INCIDENT_TYPES}.options."
+# A language's clock as a CLDR short time pattern ("h:mm a", "H:mm"): Home
+# Assistant keeps no user's time format on the server; the frontend, by
+# default, follows the language's convention too.
+_CLOCK_KEY: Final = "exceptions.time_format.message"
+_CLOCK_DEFAULT: Final = "HH:mm"
+_CLOCK_FIELDS: Final = re.compile(r"HH|H|hh|h|mm|a")
+# Below this many feet a distance reads in feet, above it in miles.
+_FEET_UP_TO: Final = 1000
 # Markdown's punctuation, HTML's brackets and the backslash itself.
 _MARKDOWN: Final = re.compile(r"([\\`*_{}\[\]()<>!|~])")
 # What forms links, images, HTML and emphasis where no escape is rendered.
@@ -92,6 +110,39 @@ class Texts:
         name = str(code)
         return self._strings.get(_PREFIX + _REASON_KEY + name, name.replace("_", " "))
 
+    def incident_type(self, code: Any, clean: Callable[[Any], str]) -> str:
+        """Return an incident type's label, or the (neutralised) code the city sent."""
+        label = self._strings.get(f"{_PREFIX}{_INCIDENT_TYPE_KEY}{code}")
+        return label if label is not None else clean(code)
+
+    def clock(self, moment: datetime) -> str:
+        """Return a moment in Home Assistant's time zone, as the language writes it."""
+        local = dt_util.as_local(moment)
+        hour12 = local.hour % 12 or 12
+        fields = {
+            "HH": f"{local.hour:02}",
+            "H": str(local.hour),
+            "hh": f"{hour12:02}",
+            "h": str(hour12),
+            "mm": f"{local.minute:02}",
+            "a": "AM" if local.hour < 12 else "PM",
+        }
+        pattern = self._strings.get(_PREFIX + _CLOCK_KEY, _CLOCK_DEFAULT)
+        return _CLOCK_FIELDS.sub(lambda field: fields[field[0]], pattern)
+
+    def distance(self, meters: float, units: UnitSystem) -> str:
+        """Return a distance in the unit system Home Assistant is set to, rounded."""
+        if units.length_unit != UnitOfLength.MILES:
+            return self.text("distance_meters", meters=_rounded(meters))
+        feet = DistanceConverter.convert(meters, UnitOfLength.METERS, UnitOfLength.FEET)
+        if feet < _FEET_UP_TO:
+            return self.text("distance_feet", feet=_rounded(feet))
+        miles = DistanceConverter.convert(
+            meters, UnitOfLength.METERS, UnitOfLength.MILES
+        )
+        whole, tenth = divmod(round(miles * 10), 10)
+        return self.text("distance_miles", whole=whole, tenth=tenth)
+
     def duration(self, seconds: Any) -> str:
         """Return a duration as `1 h 2 min`, `5 min 3 s` or `45 s`."""
         minutes, secs = divmod(int(seconds), 60)
@@ -101,6 +152,11 @@ class Texts:
         if minutes:
             return self.text("duration_minutes", minutes=minutes, seconds=secs)
         return self.text("duration_seconds", seconds=secs)
+
+
+def _rounded(value: float) -> int:
+    """Round to tens, or to ones below 100: what a notification needs."""
+    return round(value) if value < 100 else int(round(value, -1))
 
 
 async def async_texts(hass: HomeAssistant) -> Texts:

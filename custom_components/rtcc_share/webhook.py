@@ -15,7 +15,8 @@ import math
 import re
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.helpers import parse_content_type
 from homeassistant.components import webhook
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.json import json_bytes
@@ -301,15 +302,19 @@ async def _read_bounded(request: web.Request) -> bytes | None:
     """Read at most MAX_BODY_BYTES; None when the body is larger.
 
     Raise InvalidPayloadError when aiohttp cannot undo the Content-Encoding
-    (invalid or truncated gzip or deflate).
+    (invalid or truncated gzip or deflate). A request relayed by Home
+    Assistant Cloud (or the websocket API) is a MockRequest: no declared
+    length, and a fresh reader each time `content` is read, so it is read
+    once.
     """
     declared = getattr(request, "content_length", None)
     if declared is not None and declared > MAX_BODY_BYTES:
         return None
+    content = request.content
     chunks: list[bytes] = []
     size = 0
     try:
-        while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
+        while chunk := await content.read(MAX_BODY_BYTES + 1 - size):
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_BODY_BYTES:
@@ -317,7 +322,7 @@ async def _read_bounded(request: web.Request) -> bytes | None:
     except web.RequestPayloadError as err:
         # Marked read, or aiohttp would drain it after the answer and log the
         # decoding error again at ERROR level.
-        request.content.feed_eof()
+        content.feed_eof()
         raise InvalidPayloadError(UNDECODABLE_BODY) from err
     return b"".join(chunks)
 
@@ -340,9 +345,12 @@ def _recipient_refusal(
 
 
 def _is_json(request: web.Request) -> bool:
-    if request.content_type != JSON_TYPE:
+    # Parsed from the header as aiohttp parses it: a MockRequest (Home
+    # Assistant Cloud's relay) has the header but not aiohttp's properties.
+    media_type, params = parse_content_type(request.headers.get(hdrs.CONTENT_TYPE, ""))
+    if media_type != JSON_TYPE:
         return False
-    charset = request.charset
+    charset = params.get("charset")
     return charset is None or charset.lower() in ("utf-8", "utf8")
 
 
