@@ -1,0 +1,1 @@
+"""The live view: everything the city can watch, over HLS or WebRTC."""
