@@ -24,7 +24,7 @@ from fractions import Fraction
 import math
 import threading
 import time
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 import av
 from av.container import InputContainer
@@ -227,7 +227,6 @@ class MaskEncoder:
         """Open the encoder for this masker's output."""
         width, height = masker.width, masker.height
         codec = av.CodecContext.create("libx264", "w")
-        assert isinstance(codec, av.VideoCodecContext)
         codec.width, codec.height, codec.pix_fmt = width, height, PIXEL_FORMAT
         codec.time_base = OUTPUT_TIME_BASE
         codec.framerate = Fraction(MAX_FPS)
@@ -268,8 +267,7 @@ class MaskEncoder:
         """Encode a masked frame at this output timestamp."""
         frame.pts, frame.time_base = pts, OUTPUT_TIME_BASE
         self._regions.push(frame)
-        marked = self._regions.pull()
-        assert isinstance(marked, av.VideoFrame)
+        marked = cast(av.VideoFrame, self._regions.pull())
         marked.pict_type = PictureType.I if keyframe else PictureType.NONE
         return self._codec.encode(marked)
 
