@@ -90,6 +90,8 @@ HTTP_EDGES: set[str] = {
     "live/hls_view.py",
     "live/hls_playlists.py",
     "live/webrtc_view.py",
+    # The masked picture's own loopback HTTP server.
+    "live/masked_source.py",
 }
 
 
