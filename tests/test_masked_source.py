@@ -2,7 +2,6 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from fractions import Fraction
 from functools import partial
 import io
 import logging
@@ -337,45 +336,6 @@ async def test_close_ends_readers_and_threads(
     assert _no_mask_threads()
     with pytest.raises(RuntimeError):
         _ = masked.url
-
-
-async def test_a_reader_far_behind_is_cut_off(
-    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A reader that stops reading is ended, not buffered without bound."""
-    monkeypatch.setattr(masked_source, "READER_BUFFER_BYTES", 10)
-    reader = masked_source._Reader(asyncio.get_running_loop())
-    reader._put(b"12345678", 0.0)
-    reader._put(b"12345678", 0.0)
-    assert reader.ended
-    reader._put(b"1", 0.0)
-    assert reader.queue.get_nowait() is None
-    assert reader.queue.empty()
-
-
-async def test_a_reader_starts_at_a_keyframe(hass: HomeAssistant) -> None:
-    """Packets before a reader's first keyframe are not sent to it."""
-    codec = av.CodecContext.create("libx264", "w")
-    assert isinstance(codec, av.VideoCodecContext)
-    codec.width, codec.height, codec.pix_fmt = 64, 48, "yuv420p"
-    codec.time_base = Fraction(1, 90_000)
-    codec.options = {"tune": "zerolatency"}
-    packets = []
-    for index in range(2):
-        frame = av.VideoFrame(64, 48, "yuv420p")
-        frame.pts, frame.time_base = index * 6000, codec.time_base
-        packets.extend(codec.encode(frame))
-    key, delta = packets
-    assert key.is_keyframe and not delta.is_keyframe
-    reader = masked_source._Reader(asyncio.get_running_loop())
-    reader.mux(delta, 0.0)
-    reader.mux(key, 0.0)
-    reader.mux(delta, 0.0)
-    await asyncio.sleep(0)
-    first, _ = reader.queue.get_nowait()
-    assert first[0] == 0x47  # MPEG-TS
-    assert reader.queue.qsize() == 1
-    reader.close_muxer()
 
 
 async def test_a_camera_that_does_not_answer(

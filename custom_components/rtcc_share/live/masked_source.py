@@ -1,10 +1,8 @@
 """One camera's masked picture for every local reader, as MPEG-TS over HTTP.
 
-A `MaskedSource` listens on 127.0.0.1 on an ephemeral port. Its `url` is a
-stream source like any camera's (Home Assistant's `stream`, go2rtc and
-ffmpeg open it), with a fresh secret as its HTTP Basic credentials: Home
-Assistant's `stream` redacts URL credentials in everything it logs, and the
-secret is never logged here.
+A `MaskedSource` serves its `url` on loopback (`loopback`: a stream source
+like any camera's, with a fresh secret as its HTTP Basic credentials, never
+logged).
 
 - One pipeline (`mask_pipeline`) per source, in its own thread, started by
   the first reader (or `async_start`) and stopped `linger_s` after the last
@@ -19,15 +17,11 @@ secret is never logged here.
 """
 
 import asyncio
-import base64
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeoutError
 import contextlib
 from http import HTTPStatus
-import io
 import logging
-import secrets
-import socket
 import threading
 import time
 from typing import Final
@@ -37,6 +31,7 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
+from .loopback import LoopbackServer, TsReader, async_send
 from .mask_frames import jpeg
 from .mask_pipeline import (
     MAX_FPS,
@@ -52,16 +47,12 @@ from .masks import Mask
 
 _LOGGER = logging.getLogger(__name__)
 
-HOST: Final = "127.0.0.1"
 PATH: Final = "/masked.ts"
-USER: Final = "rtcc_share"
 LINGER_S: Final = 5.0
 START_TIMEOUT_S: Final = 15.0
 SNAPSHOT_TIMEOUT_S: Final = 10.0
 SOURCE_URL_TIMEOUT_S: Final = 10.0
 JOIN_TIMEOUT_S: Final = READ_TIMEOUT_S + 5
-# A reader this far behind is cut off (it reconnects and starts afresh).
-READER_BUFFER_BYTES: Final = 4 * 2**20
 
 type SourceProvider = Callable[[], Awaitable[str | None]]
 type FailureListener = Callable[[], None]
@@ -75,86 +66,11 @@ class MaskUnavailableError(Exception):
     """No masked picture could be made (the camera, or the masking, failed)."""
 
 
-class _Collector(io.RawIOBase):
-    """The muxer's output file: collects what one packet's mux writes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        self.parts.append(bytes(data))
-        return len(data)
-
-
-class _Reader:
-    """One HTTP reader: its MPEG-TS muxer (pipeline thread) and its queue (loop)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
-        self._queued = 0
-        self.ended = False
-        self._file = _Collector()
-        self._muxer: tuple[OutputContainer, Stream] | None = None
-
-    # Pipeline thread, under the run's lock.
-
-    def mux(self, packet: av.Packet[Stream], read_at: float) -> None:
-        """Mux one masked packet; a new reader starts at a keyframe."""
-        if self._muxer is None:
-            if not packet.is_keyframe:
-                return
-            # Every packet is written out at once, not when a buffer fills.
-            container = av.open(
-                self._file, "w", format="mpegts", options={"flush_packets": "1"}
-            )
-            stream = container.add_mux_stream("h264", rate=MAX_FPS)
-            stream.time_base = OUTPUT_TIME_BASE
-            self._muxer = (container, stream)
-        container, stream = self._muxer
-        copy = av.Packet(bytes(packet))
-        copy.pts, copy.dts = packet.pts, packet.dts
-        copy.time_base = packet.time_base
-        copy.is_keyframe = packet.is_keyframe
-        copy.stream = stream
-        container.mux(copy)
-        data = b"".join(self._file.parts)
-        self._file.parts.clear()
-        if data:
-            self._loop.call_soon_threadsafe(self._put, data, read_at)
-
-    def close_muxer(self) -> None:
-        """Drop the muxer (what it still writes goes nowhere)."""
-        if self._muxer is not None:
-            with contextlib.suppress(Exception):
-                self._muxer[0].close()
-            self._muxer = None
-
-    # Event loop.
-
-    def _put(self, data: bytes, read_at: float) -> None:
-        if self.ended:
-            return
-        if self._queued + len(data) > READER_BUFFER_BYTES:
-            self.end()
-            return
-        self._queued += len(data)
-        self.queue.put_nowait((data, read_at))
-
-    def taken(self, size: int) -> None:
-        """Count bytes the HTTP side took off the queue."""
-        self._queued -= size
-
-    def end(self) -> None:
-        """End the connection now, dropping what is still queued."""
-        self.ended = True
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+def _masked_streams(container: OutputContainer) -> list[Stream]:
+    """The one H.264 stream of a reader's muxer."""
+    stream = container.add_mux_stream("h264", rate=MAX_FPS)
+    stream.time_base = OUTPUT_TIME_BASE
+    return [stream]
 
 
 class _Run:
@@ -171,7 +87,7 @@ class _Run:
         self._loop = asyncio.get_running_loop()
         self.stop = threading.Event()
         self._lock = threading.Lock()
-        self._readers: list[_Reader] = []
+        self._readers: list[TsReader] = []
         self._keyframe = False
         self._sent = False
         self.first_packet: asyncio.Future[None] = self._loop.create_future()
@@ -188,13 +104,13 @@ class _Run:
         """Return the number of readers."""
         return len(self._readers)
 
-    def add(self, reader: _Reader) -> None:
+    def add(self, reader: TsReader) -> None:
         """Add a reader; the next frame is encoded as an IDR for it."""
         with self._lock:
             self._readers.append(reader)
             self._keyframe = True
 
-    def remove(self, reader: _Reader) -> None:
+    def remove(self, reader: TsReader) -> None:
         """Remove a reader (its muxer is closed here, outside the pipeline)."""
         with self._lock:
             if reader in self._readers:
@@ -265,12 +181,7 @@ class MaskedSource:
         self.masks = tuple(masks)
         self._pyav_options = dict(pyav_options or {})
         self._linger_s = linger_s
-        self._secret = secrets.token_urlsafe(32)
-        self._authorization = (
-            "Basic " + base64.b64encode(f"{USER}:{self._secret}".encode()).decode()
-        ).encode()
-        self._runner: web.AppRunner | None = None
-        self._port = 0
+        self._server = LoopbackServer({PATH: self._handle})
         self._run: _Run | None = None
         # Every run whose thread has not ended, the current one included.
         self._runs: set[_Run] = set()
@@ -283,9 +194,7 @@ class MaskedSource:
     @property
     def url(self) -> str:
         """Return the stream source URL (a secret: never log it)."""
-        if self._runner is None:
-            raise RuntimeError("not open")
-        return f"http://{USER}:{self._secret}@{HOST}:{self._port}{PATH}"
+        return self._server.url(PATH)
 
     @property
     def running(self) -> bool:
@@ -294,21 +203,7 @@ class MaskedSource:
 
     async def async_open(self) -> None:
         """Listen on loopback (no pipeline runs until someone reads)."""
-        app = web.Application()
-        app.router.add_get(PATH, self._handle)
-        # No access log: nothing about the readers reaches the log.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind((HOST, 0))
-            await web.SockSite(runner, sock).start()
-        except BaseException:
-            sock.close()
-            await runner.cleanup()
-            raise
-        self._port = sock.getsockname()[1]
-        self._runner = runner
+        await self._server.async_open()
 
     async def async_close(self) -> None:
         """Stop serving and the pipeline; readers' connections end."""
@@ -319,9 +214,7 @@ class MaskedSource:
         for run in runs:
             run.stop.set()
             run.end_readers()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.async_close()
         loop = asyncio.get_running_loop()
         for run in runs:
             # A camera that stalls holds a read for up to READ_TIMEOUT_S.
@@ -450,34 +343,17 @@ class MaskedSource:
 
     # HTTP.
 
-    def _authorized(self, request: web.Request) -> bool:
-        given = request.headers.get("Authorization", "").encode()
-        return secrets.compare_digest(given, self._authorization)
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorized(request):
-            return web.Response(
-                status=HTTPStatus.UNAUTHORIZED,
-                headers={"WWW-Authenticate": f'Basic realm="{USER}"'},
-            )
         if self._closed:
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
         run = self._ensure_run()
-        reader = _Reader(asyncio.get_running_loop())
+        reader = TsReader(asyncio.get_running_loop(), _masked_streams)
         run.add(reader)
-        response = web.StreamResponse(
-            headers={"Content-Type": "video/mp2t", "Cache-Control": "no-store"}
-        )
         try:
-            await response.prepare(request)
-            while (item := await reader.queue.get()) is not None:
-                data, read_at = item
-                reader.taken(len(data))
-                await response.write(data)
-                self.stats.latencies.append(time.monotonic() - read_at)
-        except ConnectionError:
-            pass
+            return await async_send(request, reader, self._sent)
         finally:
             run.remove(reader)
             self._schedule_linger()
-        return response
+
+    def _sent(self, read_at: float) -> None:
+        self.stats.latencies.append(time.monotonic() - read_at)
