@@ -90,7 +90,8 @@ HTTP_EDGES: set[str] = {
     "live/hls_view.py",
     "live/hls_playlists.py",
     "live/webrtc_view.py",
-    # The masked picture's own loopback HTTP server.
+    # The loopback HTTP servers of stream sources inside the home.
+    "live/loopback.py",
     "live/masked_source.py",
 }
 
