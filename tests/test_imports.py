@@ -93,6 +93,7 @@ HTTP_EDGES: set[str] = {
     # The loopback HTTP servers of stream sources inside the home.
     "live/loopback.py",
     "live/masked_source.py",
+    "live/prebuffer.py",
 }
 
 

@@ -16,6 +16,7 @@ is cut off; it reconnects and starts afresh).
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeoutError
 import contextlib
 from fractions import Fraction
 from http import HTTPStatus
@@ -45,6 +46,27 @@ MUX_OPTIONS: Final = {
 
 type StreamFactory = Callable[[OutputContainer], Sequence[Stream]]
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def _awaited[T](awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def from_loop[T](
+    loop: asyncio.AbstractEventLoop,
+    provider: Callable[[], Awaitable[T]],
+    timeout: float,
+) -> T:
+    """Return what provider() gives in the event loop (from a producer thread).
+
+    Raise TimeoutError if it takes longer than timeout, or what it raises.
+    """
+    future = asyncio.run_coroutine_threadsafe(_awaited(provider()), loop)
+    try:
+        return future.result(timeout)
+    except FutureTimeoutError:
+        future.cancel()
+        raise
 
 
 class _Collector(io.RawIOBase):

@@ -18,7 +18,6 @@ logged).
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import TimeoutError as FutureTimeoutError
 import contextlib
 from http import HTTPStatus
 import logging
@@ -31,7 +30,7 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
-from .loopback import LoopbackServer, TsReader, async_send
+from .loopback import LoopbackServer, TsReader, async_send, from_loop
 from .mask_frames import jpeg
 from .mask_pipeline import (
     MAX_FPS,
@@ -56,10 +55,6 @@ JOIN_TIMEOUT_S: Final = READ_TIMEOUT_S + 5
 
 type SourceProvider = Callable[[], Awaitable[str | None]]
 type FailureListener = Callable[[], None]
-
-
-async def _awaited[T](awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 class MaskUnavailableError(Exception):
@@ -277,11 +272,9 @@ class MaskedSource:
 
     def _source_url(self, loop: asyncio.AbstractEventLoop) -> str:
         """Ask the camera for its stream source (from the pipeline thread)."""
-        future = asyncio.run_coroutine_threadsafe(_awaited(self._source()), loop)
         try:
-            url = future.result(SOURCE_URL_TIMEOUT_S)
-        except FutureTimeoutError as err:
-            future.cancel()
+            url = from_loop(loop, self._source, SOURCE_URL_TIMEOUT_S)
+        except TimeoutError as err:
             raise SourceError("timeout") from err
         except Exception as err:
             raise SourceError(type(err).__name__) from err
