@@ -261,9 +261,11 @@ async def test_no_camera_no_reader(hass: Any) -> None:
     await buffer.async_open()
     await _until(lambda: source.calls >= 2)
     assert buffer.running and not buffer.connected
-    async with aiohttp.ClientSession() as session:
-        async with session.get(buffer.url("reader")) as response:
-            assert response.status == 503
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(buffer.url("reader")) as response,
+    ):
+        assert response.status == 503
     await buffer.async_close()
     with pytest.raises(RuntimeError):
         await buffer.async_open()
