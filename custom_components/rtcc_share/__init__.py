@@ -20,6 +20,7 @@ from .const import (
 from .data import RtccShareConfigEntry, RtccShareData
 from .history import ShareHistory
 from .live import hls_view, http, tokens, webrtc_view
+from .live.instant_start import InstantStart
 from .models import AuditEvent
 from .notifier import Notifier
 from .rejections import Rejections
@@ -81,18 +82,26 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
         dict(entry.options),
     )
     rejections = Rejections(hass, entry.entry_id, camera, audit)
+    instant = InstantStart(
+        hass,
+        entry.entry_id,
+        lambda: session.camera_entity_id,
+        lambda: session.options if session.consent_on else None,
+    )
     entry.runtime_data = RtccShareData(
         verifier=Verifier.from_key(entry.data[CONF_VERIFICATION_KEY]),
         seen_ids=seen_ids,
         audit=audit,
         session=session,
-        activations=Activations(hass, session, rejections, repairs),
+        activations=Activations(hass, session, rejections, repairs, instant),
         rejections=rejections,
+        instant=instant,
     )
     entry.async_on_unload(rejections.async_start())
     entry.async_on_unload(Notifier(hass, entry).async_start())
     try:
         await session.async_start()
+        entry.async_on_unload(instant.async_start())
         await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
         webhook.async_register(hass, entry)
     except Exception:
@@ -167,6 +176,7 @@ async def _async_stop(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:
     webhook.async_unregister(hass, entry)
     data = entry.runtime_data
     await data.session.async_stop()
+    await data.instant.async_stop()
     await data.rejections.async_stop()
     await data.seen_ids.async_flush()
 

@@ -30,6 +30,7 @@ from .const import (
 from .history import HistoryItem
 from .live import hls_share, webrtc_share
 from .live.ice import IceConfig
+from .live.instant_start import InstantStart
 from .models import (
     ActivationEnd,
     ActivationRequest,
@@ -63,12 +64,14 @@ class Activations:
         session: ShareSession,
         rejections: Rejections,
         repairs: Repairs,
+        instant: InstantStart,
     ) -> None:
-        """Act on the entry's session."""
+        """Act on the entry's session (and its prebuffer, with instant start)."""
         self._hass = hass
         self._session = session
         self._rejections = rejections
         self._repairs = repairs
+        self._instant = instant
 
     async def async_request(self, request: ActivationRequest) -> Outcome:
         """Grant the activation, repeat a live one, or refuse it."""
@@ -164,15 +167,20 @@ class Activations:
         if (base_url := self.external_base_url()) is None:
             return await self.async_refuse(RefusalReason.NO_EXTERNAL_URL, request)
         stream: hls_share.HlsShare | None = None
+        # Instant start: the share reads the prebuffer, if it has the camera.
+        prebuffered = self._instant.share_source()
         if source is not None and STREAM_HLS in kinds:
             try:
                 stream = await hls_share.async_prepare(
                     self._hass,
                     session.camera_entity_id,
-                    source,
+                    source if prebuffered is None else prebuffered.url,
                     share_audio=bool(session.options[CONF_SHARE_AUDIO]),
                     duration_s=decision.duration_s,
+                    local=prebuffered is not None,
                 )
+                if prebuffered is not None:
+                    prebuffered.attach(stream.stream)
             except hls_share.AudioNotRemovableError:
                 return await self.async_refuse(
                     RefusalReason.CAMERA_UNAVAILABLE, request, detail=AUDIO_DETAIL
@@ -199,6 +207,11 @@ class Activations:
                 granted_duration_s=decision.duration_s,
                 expires_at=contract_time(expires),
                 streams=sorted(kinds),
+                **(
+                    {}
+                    if prebuffered is None or stream is None
+                    else prebuffered.audit_fields()
+                ),
             )
         except AuditUnavailableError:
             if stream is not None:

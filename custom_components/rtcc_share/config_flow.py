@@ -40,6 +40,7 @@ from .const import (
     CONF_CAMERA_ENTITY_ID,
     CONF_ICE_SERVERS,
     CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
+    CONF_INSTANT_START,
     CONF_NOTIFY_TARGETS,
     CONF_REQUIRE_RECIPIENT,
     CONF_SHARE_AUDIO,
@@ -372,6 +373,7 @@ def _options_schema(hass: HomeAssistant) -> probatio.Schema:
         )
     )
     fields[probatio.Required(CONF_SHARE_AUDIO)] = BooleanSelector()
+    fields[probatio.Required(CONF_INSTANT_START)] = BooleanSelector()
     fields[probatio.Optional(CONF_NOTIFY_TARGETS)] = SelectSelector(
         SelectSelectorConfig(
             options=_notify_targets(hass), multiple=True, custom_value=True

@@ -34,6 +34,10 @@ CONF_ICE_SERVERS: Final = "ice_servers"
 CONF_TURN_SECRET: Final = "turn_secret"
 # The resident accepts that the city keeps a fixed TURN user and password.
 CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: Final = "ice_static_credentials_accepted"
+# Keep the camera's newest keyframe interval in the home while consent is on,
+# so a share starts from it at once (the city may see that much from before
+# the grant).
+CONF_INSTANT_START: Final = "instant_start"
 STREAM_HLS: Final = "hls"
 STREAM_WEBRTC: Final = "webrtc"
 STREAM_KINDS: Final = (STREAM_HLS, STREAM_WEBRTC)
@@ -71,6 +75,8 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     CONF_TURN_SECRET: "",
     # A password handed out is the city's for good, not for one share.
     CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: False,
+    # Nothing from before a grant unless the resident opts in.
+    CONF_INSTANT_START: False,
 }
 
 # Inclusive option ranges.

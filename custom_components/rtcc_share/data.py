@@ -6,6 +6,7 @@ from homeassistant.config_entries import ConfigEntry
 
 from .activation import Activations
 from .audit import AuditLog
+from .live.instant_start import InstantStart
 from .rejections import Rejections
 from .session import ShareSession
 from .signature import SeenIdStore, Verifier
@@ -21,6 +22,8 @@ class RtccShareData:
     session: ShareSession
     activations: Activations
     rejections: Rejections
+    # The camera's newest keyframe interval kept while consent is on (opt-in).
+    instant: InstantStart
 
 
 type RtccShareConfigEntry = ConfigEntry[RtccShareData]

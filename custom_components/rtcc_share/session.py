@@ -237,10 +237,12 @@ class ShareSession:
             self.async_changed()
             return
         was_on = self.consent_on
-        # Refuse new activations before anything awaits.
+        # Refuse new activations before anything awaits, and tell the
+        # followers (the entities, instant start's prebuffer) at once.
         self.consent_on = False
         self.consent_since = None
         self._cancel_lapse_timer()
+        self.async_changed()
         if was_on:
             await self.audit.async_try_append(AuditEvent.CONSENT_OFF, cause=cause)
             await self._async_save()

@@ -135,6 +135,9 @@ class LiveHlsStream(Stream):
 
     # Set when the share carries no audio.
     on_non_video: Callable[[], None] | None = None
+    # Set when the share reads the prebuffer (instant start): where the first
+    # connection's burst ends, to cut the first segment there.
+    first_cut: Callable[[], int | None] | None = None
 
     @override
     def add_provider(self, fmt: str, timeout: int | None = None) -> StreamOutput:

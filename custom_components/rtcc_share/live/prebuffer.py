@@ -217,11 +217,14 @@ class Prebuffer:
             return None if gop is None else time.monotonic() - gop.read_at
 
     async def async_open(self) -> None:
-        """Listen on loopback and start reading the camera."""
-        if self._closed or self._thread is not None:
+        """Listen on loopback and start reading the camera (once)."""
+        if self._loop is not None:
             raise RuntimeError("opened twice")
         self._loop = asyncio.get_running_loop()
         await self._server.async_open()
+        if self._closed:  # halted meanwhile
+            await self._server.async_close()
+            return
         self._thread = threading.Thread(
             target=self._work, name="rtcc_share prebuffer", daemon=True
         )

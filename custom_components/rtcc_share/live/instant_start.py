@@ -1,0 +1,189 @@
+"""Instant start (the resident's opt-in): a share serves from the camera's newest keyframe.
+
+Without it, a share's first picture waits for the camera's next keyframe:
+about one keyframe interval after the grant (4 s for many doorbells on
+Wi-Fi). With it, an entry's `Prebuffer` runs while, and only while, the
+entry is loaded, consent is on and the `instant_start` option is on: the
+camera's stream stays open inside the home with its newest keyframe
+interval buffered, and a grant's HLS share reads the prebuffer instead of
+the camera. Its stream worker gets the buffered interval at once and cuts
+its first segment where that ends, so players have a picture at once.
+
+What the city may get from before the grant: at most that one keyframe
+interval (the grant's audit record says how old it was at most). Nothing
+leaves the home before a grant: the prebuffer serves only loopback readers
+holding its secret URL, never logged. Audio follows the share's rule (read
+from an RTSP camera only if audio is shared, never passed on otherwise).
+Consent off, the option off and unloading stop it at once.
+"""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+import functools
+import logging
+import secrets
+import time
+from typing import Any, Final
+
+from homeassistant.components.camera import async_get_stream_source
+from homeassistant.components.camera.helper import get_camera_from_entity_id
+from homeassistant.components.camera.prefs import DynamicStreamSettings
+from homeassistant.components.stream import Stream, create_stream
+from homeassistant.components.stream.const import ATTR_STREAMS
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+
+from ..const import CONF_INSTANT_START, CONF_SHARE_AUDIO, DOMAIN, signal_update
+from .hls_stream import FAST_OPEN, STREAM_DOMAIN, LiveHlsStream
+from .prebuffer import CameraSource, Prebuffer
+
+_LOGGER = logging.getLogger(__name__)
+
+# How a share's stream worker reads the prebuffer: each packet handed on as
+# soon as it has arrived (the prebuffer writes whole frames, with their
+# lengths), not once the next frame begins.
+READ_OPTIONS: Final = {**FAST_OPEN, "fflags": "+noparse"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrebufferedSource:
+    """One share's reading of the prebuffer."""
+
+    url: str
+    # Where its first connection's burst ends (see Prebuffer.burst_end).
+    burst_end: Callable[[], int | None]
+    # How old the buffered keyframe was when the share was prepared (None
+    # without one), and when that was (monotonic).
+    lookback_s: float | None
+    prepared_at: float = field(default_factory=time.monotonic)
+
+    def attach(self, stream: Stream) -> None:
+        """Read the prebuffer in a share's stream; cut its first segment at the burst."""
+        stream.pyav_options.update(READ_OPTIONS)
+        if isinstance(stream, LiveHlsStream):
+            stream.first_cut = self.burst_end
+
+    def audit_fields(self) -> dict[str, Any]:
+        """Return what the grant's audit record says of it."""
+        return {
+            "instant_start": True,
+            "lookback_s": None
+            if self.lookback_s is None
+            else round(self.lookback_s, 2),
+        }
+
+
+def camera_pyav_options(
+    hass: HomeAssistant, camera_entity_id: str, source: str
+) -> dict[str, str]:
+    """Return the PyAV options Home Assistant's stream opens this camera with.
+
+    HA's create_stream validates the camera's stream options and turns them
+    into PyAV options for this source; the Stream it makes is never started.
+    """
+    camera = get_camera_from_entity_id(hass, camera_entity_id)
+    template = create_stream(
+        hass,
+        source,
+        options=camera.stream_options,
+        dynamic_stream_settings=DynamicStreamSettings(),
+    )
+    hass.data[STREAM_DOMAIN][ATTR_STREAMS].remove(template)
+    return template.pyav_options
+
+
+class InstantStart:
+    """Runs one entry's prebuffer while consent and the option are on."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        camera_entity_id: Callable[[], str],
+        wanted: Callable[[], dict[str, Any] | None],
+    ) -> None:
+        """Follow the entry: `wanted()` is its options while consent is on, else None."""
+        self._hass = hass
+        self._entry_id = entry_id
+        self._camera = camera_entity_id
+        self._wanted = wanted
+        self._prebuffer: Prebuffer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
+
+    @property
+    def prebuffer(self) -> Prebuffer | None:
+        """Return the running prebuffer, if any."""
+        return self._prebuffer
+
+    @callback
+    def async_start(self) -> Callable[[], None]:
+        """Follow the entry's state from now on; return the unsubscribe."""
+        self.async_follow()
+        return async_dispatcher_connect(
+            self._hass, signal_update(self._entry_id), self.async_follow
+        )
+
+    @callback
+    def async_follow(self) -> None:
+        """Run, restart or stop the prebuffer as consent and the options say."""
+        options = None if self._stopped else self._wanted()
+        audio = None
+        if options is not None and options.get(CONF_INSTANT_START):
+            audio = bool(options.get(CONF_SHARE_AUDIO))
+        current = self._prebuffer
+        if current is not None and current.audio != audio:
+            self._prebuffer = None
+            current.halt()
+            self._background(current.async_close(), "stop")
+        if audio is not None and self._prebuffer is None:
+            self._prebuffer = Prebuffer(self._async_camera, audio=audio)
+            self._background(self._async_open(self._prebuffer), "start")
+
+    async def async_stop(self) -> None:
+        """Stop for good (unload): at once, then wait for the prebuffer's end."""
+        self._stopped = True
+        self.async_follow()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def share_source(self) -> PrebufferedSource | None:
+        """Return a new share's reading of the prebuffer, if it has the camera open."""
+        prebuffer = self._prebuffer
+        if prebuffer is None or not prebuffer.connected:
+            return None
+        name = f"share_{secrets.token_hex(8)}"
+        return PrebufferedSource(
+            url=prebuffer.url(name),
+            burst_end=functools.partial(prebuffer.burst_end, name),
+            lookback_s=prebuffer.lookback(),
+        )
+
+    def _background(self, job: Coroutine[Any, Any, None], what: str) -> None:
+        task = self._hass.async_create_background_task(
+            job, f"{DOMAIN} instant start {what}", eager_start=True
+        )
+        if not task.done():
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _async_open(self, prebuffer: Prebuffer) -> None:
+        try:
+            await prebuffer.async_open()
+        except OSError as err:
+            _LOGGER.warning("Instant start could not begin: %s", type(err).__name__)
+            if self._prebuffer is prebuffer:
+                self._prebuffer = None
+            await prebuffer.async_close()
+
+    async def _async_camera(self) -> CameraSource | None:
+        """Return the camera's stream source and options (asked at each connection)."""
+        camera = self._camera()
+        try:
+            if (url := await async_get_stream_source(self._hass, camera)) is None:
+                return None
+            return CameraSource(url, camera_pyav_options(self._hass, camera, url))
+        except HomeAssistantError:
+            return None
