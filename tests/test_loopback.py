@@ -12,8 +12,8 @@ from av.stream import Stream
 import pytest
 
 from custom_components.rtcc_share.live.loopback import (
+    LoopbackReader,
     LoopbackServer,
-    TsReader,
     async_send,
 )
 
@@ -45,7 +45,7 @@ def _packets(count: int) -> list[av.Packet[Stream]]:
 
 async def test_a_reader_far_behind_is_cut_off() -> None:
     """A reader that stops reading is ended, not buffered without bound."""
-    reader = TsReader(asyncio.get_running_loop(), _h264, buffer_bytes=10)
+    reader = LoopbackReader(asyncio.get_running_loop(), _h264, buffer_bytes=10)
     reader._put(b"12345678", 0.0)
     reader._put(b"12345678", 0.0)
     assert reader.ended
@@ -58,7 +58,7 @@ async def test_a_reader_starts_at_a_keyframe() -> None:
     """Packets before a reader's first keyframe are not sent to it."""
     key, delta = _packets(2)
     assert key.is_keyframe and not delta.is_keyframe
-    reader = TsReader(asyncio.get_running_loop(), _h264)
+    reader = LoopbackReader(asyncio.get_running_loop(), _h264)
     reader.mux(delta, 0.0)
     assert not reader.started
     reader.mux(key, 0.0, index=1)  # not the video
@@ -75,7 +75,7 @@ async def test_a_reader_starts_at_a_keyframe() -> None:
 
 async def test_shifted_timestamps() -> None:
     """A reader's timestamps are shifted by its own amount."""
-    reader = TsReader(asyncio.get_running_loop(), _h264, shift=90_000)
+    reader = LoopbackReader(asyncio.get_running_loop(), _h264, shift=90_000)
     for packet in _packets(3):
         reader.mux(packet, 0.0)
     await asyncio.sleep(0)
@@ -94,7 +94,7 @@ async def test_shifted_timestamps() -> None:
 async def test_server_needs_the_secret_and_streams() -> None:
     """Only the URL's credentials open a path; a reader's bytes are streamed."""
     loop = asyncio.get_running_loop()
-    reader = TsReader(loop, _h264)
+    reader = LoopbackReader(loop, _h264)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         return await async_send(request, reader, sent.append)

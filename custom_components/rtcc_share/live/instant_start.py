@@ -24,7 +24,7 @@ import functools
 import logging
 import secrets
 import time
-from typing import Any, Final
+from typing import Any
 
 from homeassistant.components.camera import async_get_stream_source
 from homeassistant.components.camera.helper import get_camera_from_entity_id
@@ -36,15 +36,10 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from ..const import CONF_INSTANT_START, CONF_SHARE_AUDIO, DOMAIN, signal_update
-from .hls_stream import FAST_OPEN, STREAM_DOMAIN, LiveHlsStream
+from .hls_stream import STREAM_DOMAIN, LiveHlsStream
 from .prebuffer import CameraSource, Prebuffer
 
 _LOGGER = logging.getLogger(__name__)
-
-# How a share's stream worker reads the prebuffer: each packet handed on as
-# soon as it has arrived (the prebuffer writes whole frames, with their
-# lengths), not once the next frame begins.
-READ_OPTIONS: Final = {**FAST_OPEN, "fflags": "+noparse"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +47,8 @@ class PrebufferedSource:
     """One share's reading of the prebuffer."""
 
     url: str
+    # The PyAV options to open it with.
+    pyav_options: dict[str, str]
     # Where its first connection's burst ends (see Prebuffer.burst_end).
     burst_end: Callable[[], int | None]
     # How old the buffered keyframe was when the share was prepared (None
@@ -61,7 +58,7 @@ class PrebufferedSource:
 
     def attach(self, stream: Stream) -> None:
         """Read the prebuffer in a share's stream; cut its first segment at the burst."""
-        stream.pyav_options.update(READ_OPTIONS)
+        stream.pyav_options.update(self.pyav_options)
         if isinstance(stream, LiveHlsStream):
             stream.first_cut = self.burst_end
 
@@ -157,6 +154,7 @@ class InstantStart:
         name = f"share_{secrets.token_hex(8)}"
         return PrebufferedSource(
             url=prebuffer.url(name),
+            pyav_options=prebuffer.reader_options,
             burst_end=functools.partial(prebuffer.burst_end, name),
             lookback_s=prebuffer.lookback(),
         )

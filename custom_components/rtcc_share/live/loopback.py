@@ -1,4 +1,4 @@
-"""Stream sources for readers inside the home: MPEG-TS over loopback HTTP.
+"""Stream sources for readers inside the home, over loopback HTTP.
 
 A `LoopbackServer` listens on 127.0.0.1 on an ephemeral port. Its URLs are
 stream sources like any camera's (Home Assistant's `stream`, go2rtc and
@@ -7,10 +7,10 @@ Home Assistant's `stream` redacts URL credentials in everything it logs,
 and the secret is never logged here. Nothing about the readers reaches a
 log either (no access log).
 
-Each reader (one HTTP connection) gets a `TsReader`: its own MPEG-TS muxer,
-fed from a producer thread and started at a video keyframe, whose bytes
-queue in the event loop for the connection, bounded (a reader far behind
-is cut off; it reconnects and starts afresh).
+Each reader (one HTTP connection) gets a `LoopbackReader`: its own muxer
+(MPEG-TS, or another container), fed from a producer thread and started at
+a video keyframe, whose bytes queue in the event loop for the connection,
+bounded (a reader far behind is cut off; it reconnects and starts afresh).
 """
 
 import asyncio
@@ -34,11 +34,12 @@ HOST: Final = "127.0.0.1"
 USER: Final = "rtcc_share"
 # A reader this far behind is cut off.
 READER_BUFFER_BYTES: Final = 4 * 2**20
-# Every packet is written out at once, and with its PES length (also for
-# video, which MPEG-TS may leave open), so that a reader's demuxer can hand
-# each packet on as soon as it has it, not only once the next one begins;
-# one audio frame per PES.
-MUX_OPTIONS: Final = {
+# MPEG-TS: every packet is written out at once, and with its PES length
+# (also for video, which MPEG-TS may leave open), so that a reader's demuxer
+# can hand each packet on as soon as it has it, not only once the next one
+# begins; one audio frame per PES.
+MPEGTS: Final = ("mpegts", "video/mp2t")
+MPEGTS_OPTIONS: Final = {
     "flush_packets": "1",
     "omit_video_pes_length": "0",
     "pes_payload_size": "0",
@@ -84,8 +85,8 @@ class _Collector(io.RawIOBase):
         return len(data)
 
 
-class TsReader:
-    """One reader: its MPEG-TS muxer (producer thread) and its queue (event loop).
+class LoopbackReader:
+    """One reader: its muxer (producer thread) and its queue (event loop).
 
     `streams` adds the muxer's streams when the first keyframe comes; stream
     0 is the video. `shift` is added to every timestamp (in the packets'
@@ -97,12 +98,22 @@ class TsReader:
         loop: asyncio.AbstractEventLoop,
         streams: StreamFactory,
         *,
+        container: tuple[str, str] = MPEGTS,
+        options: dict[str, str] | None = None,
         shift: int = 0,
         buffer_bytes: int = READER_BUFFER_BYTES,
     ) -> None:
-        """Queue for this event loop; mux into the streams `streams` adds."""
+        """Queue for this event loop; mux into the streams `streams` adds.
+
+        container: the muxer's format and the HTTP media type; options: its
+        options (MPEGTS_OPTIONS for MPEG-TS unless given).
+        """
         self._loop = loop
         self._streams = streams
+        self.format, self.media_type = container
+        self._options = (
+            options if options is not None or container != MPEGTS else MPEGTS_OPTIONS
+        )
         self.shift = shift
         self._buffer_bytes = buffer_bytes
         self.queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
@@ -126,7 +137,9 @@ class TsReader:
         if self._muxer is None:
             if index != 0 or not packet.is_keyframe:
                 return
-            container = av.open(self._file, "w", format="mpegts", options=MUX_OPTIONS)
+            container = av.open(
+                self._file, "w", format=self.format, options=self._options
+            )
             self._muxer = (container, self._streams(container))
         container, streams = self._muxer
         copy = av.Packet(bytes(packet))
@@ -173,7 +186,7 @@ class TsReader:
 
 async def async_send(
     request: web.Request,
-    reader: TsReader,
+    reader: LoopbackReader,
     on_sent: Callable[[float], None] | None = None,
 ) -> web.StreamResponse:
     """Stream what the reader's muxer makes until it ends or the client leaves.
@@ -181,7 +194,7 @@ async def async_send(
     on_sent gets each chunk's read_at once it is written.
     """
     response = web.StreamResponse(
-        headers={"Content-Type": "video/mp2t", "Cache-Control": "no-store"}
+        headers={"Content-Type": reader.media_type, "Cache-Control": "no-store"}
     )
     try:
         await response.prepare(request)

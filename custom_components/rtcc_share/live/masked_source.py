@@ -30,7 +30,7 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
-from .loopback import LoopbackServer, TsReader, async_send, from_loop
+from .loopback import LoopbackReader, LoopbackServer, async_send, from_loop
 from .mask_frames import jpeg
 from .mask_pipeline import (
     MAX_FPS,
@@ -82,7 +82,7 @@ class _Run:
         self._loop = asyncio.get_running_loop()
         self.stop = threading.Event()
         self._lock = threading.Lock()
-        self._readers: list[TsReader] = []
+        self._readers: list[LoopbackReader] = []
         self._keyframe = False
         self._sent = False
         self.first_packet: asyncio.Future[None] = self._loop.create_future()
@@ -99,13 +99,13 @@ class _Run:
         """Return the number of readers."""
         return len(self._readers)
 
-    def add(self, reader: TsReader) -> None:
+    def add(self, reader: LoopbackReader) -> None:
         """Add a reader; the next frame is encoded as an IDR for it."""
         with self._lock:
             self._readers.append(reader)
             self._keyframe = True
 
-    def remove(self, reader: TsReader) -> None:
+    def remove(self, reader: LoopbackReader) -> None:
         """Remove a reader (its muxer is closed here, outside the pipeline)."""
         with self._lock:
             if reader in self._readers:
@@ -340,7 +340,7 @@ class MaskedSource:
         if self._closed:
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
         run = self._ensure_run()
-        reader = TsReader(asyncio.get_running_loop(), _masked_streams)
+        reader = LoopbackReader(asyncio.get_running_loop(), _masked_streams)
         run.add(reader)
         try:
             return await async_send(request, reader, self._sent)

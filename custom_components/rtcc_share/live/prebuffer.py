@@ -4,8 +4,8 @@ While it runs (see `instant_start`: consent and the resident's option on), a
 `Prebuffer` keeps one connection to the camera open in its own thread, as
 Home Assistant's "preload stream" does for dashboards, and keeps the
 packets from the camera's newest keyframe on: one keyframe interval (GOP),
-never decoded. It serves them over loopback (`loopback`, a secret URL) to
-readers inside the home, each under a name (the share's stream worker,
+never decoded. It serves them over loopback (`loopback`, a secret URL, as
+NUT) to readers inside the home, each under a name (the share's stream worker,
 the privacy-mask pipeline):
 
 - a name's first connection gets the buffered GOP at once (its burst), then
@@ -47,12 +47,23 @@ from av.container import InputContainer, OutputContainer
 from av.rational import AVRational
 from av.stream import Stream
 
-from .loopback import LoopbackServer, TsReader, async_send, from_loop
+from .loopback import LoopbackReader, LoopbackServer, async_send, from_loop
 
 # Readers' timestamps: 90 kHz, the first keyframe at one second (never zero,
 # never negative, whatever comes with it).
 TIME_BASE: Final = Fraction(1, 90_000)
 BASE_TICKS: Final = 90_000
+# What readers get: NUT. Its packets carry their sizes and keyframe flags,
+# so a reader's demuxer hands each on as soon as it has it (MPEG-TS needs a
+# parser, which holds a frame until the next one begins); its header carries
+# the codec parameters of the video, so a reader opened with READER_OPTIONS
+# starts at once. Not those of AAC audio (its profile, which Home Assistant's
+# stream checks, is known only once a frame is decoded): with audio, a
+# reader probes as usual, which decodes about seven frames of video first.
+CONTAINER: Final = ("nut", "application/octet-stream")
+MUX_OPTIONS: Final = {"flush_packets": "1"}
+READER_OPTIONS: Final = {"probesize": "32", "fpsprobesize": "0"}
+READER_OPTIONS_AUDIO: Final = {"fpsprobesize": "0"}
 # Bounds of one buffered keyframe interval.
 MAX_GOP_S: Final = 10.0
 MAX_GOP_BYTES: Final = 16 * 2**20
@@ -120,7 +131,7 @@ class _Name:
 class _Reader:
     """One reader's connection: its muxer and what its name has had."""
 
-    ts: TsReader
+    ts: LoopbackReader
     name: _Name
 
 
@@ -142,12 +153,15 @@ class _Connection:
     audio: Stream | None
 
     def output_streams(self, container: OutputContainer) -> list[Stream]:
-        """Add the reader's streams: video, then audio if read."""
-        return [
+        """Add the reader's streams: video, then audio if read (90 kHz both)."""
+        streams = [
             container.add_stream_from_template(stream)
             for stream in (self.video, self.audio)
             if stream is not None
         ]
+        for stream in streams:
+            stream.time_base = TIME_BASE
+        return streams
 
 
 def _ticks(value: int | None, time_base: AVRational) -> int | None:
@@ -185,6 +199,11 @@ class Prebuffer:
     def running(self) -> bool:
         """Return True between async_open and async_close."""
         return self._thread is not None and not self._closed
+
+    @property
+    def reader_options(self) -> dict[str, str]:
+        """Return the PyAV options a reader opens the prebuffer with."""
+        return dict(READER_OPTIONS_AUDIO if self.audio else READER_OPTIONS)
 
     @property
     def connected(self) -> bool:
@@ -259,7 +278,9 @@ class Prebuffer:
         if self._closed or (connection := self._connection) is None:
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
         loop = asyncio.get_running_loop()
-        reader = TsReader(loop, connection.output_streams)
+        reader = LoopbackReader(
+            loop, connection.output_streams, container=CONTAINER, options=MUX_OPTIONS
+        )
         # Muxing the burst is the executor's work, not the event loop's.
         added = await loop.run_in_executor(None, self._add, name, reader, connection)
         if added is None:
@@ -274,7 +295,9 @@ class Prebuffer:
 
     # Executor and reading thread.
 
-    def _add(self, name: str, ts: TsReader, connection: _Connection) -> _Reader | None:
+    def _add(
+        self, name: str, ts: LoopbackReader, connection: _Connection
+    ) -> _Reader | None:
         """Add a reader; send it the buffered GOP if its name has not had it."""
         with self._lock:
             if self._closed or connection is not self._connection:

@@ -1,0 +1,291 @@
+"""Instant start through the integration: when the prebuffer runs, what a grant serves."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+import io
+import json
+from pathlib import Path
+import re
+import threading
+from typing import Any
+
+import av
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.rtcc_share.const import (
+    CONF_INSTANT_START,
+    CONF_SHARE_AUDIO,
+    DEFAULT_OPTIONS,
+)
+from custom_components.rtcc_share.live import tokens
+from custom_components.rtcc_share.live.instant_start import InstantStart
+from custom_components.rtcc_share.live.prebuffer import Prebuffer
+
+from .common import (
+    CONSENT,
+    EXTERNAL_URL,
+    WEBHOOK_URL,
+    City,
+    ended,
+    requested,
+    turn_on_consent,
+)
+from .conftest import SourceCamera
+from .gop_camera import TICKS, GopCamera, frame_number
+
+THREAD = "rtcc_share prebuffer"
+
+
+@pytest.fixture(autouse=True)
+def loopback(socket_enabled: None) -> None:
+    """The camera, the prebuffer and the share's worker talk over loopback."""
+
+
+@pytest.fixture
+def keyframe_s() -> float:
+    """The camera's keyframe interval."""
+    return 1.0
+
+
+@pytest.fixture
+def camera_audio() -> bool:
+    """Whether the camera sends audio."""
+    return False
+
+
+@pytest.fixture
+async def gop_camera(keyframe_s: float, camera_audio: bool) -> AsyncIterator[GopCamera]:
+    """The live camera the test controls."""
+    async with GopCamera(keyframe_s, audio=camera_audio) as live:
+        yield live
+
+
+@pytest.fixture
+def source_camera(gop_camera: GopCamera) -> SourceCamera:
+    """The doorbell, streaming the live camera."""
+    return SourceCamera(gop_camera.url)
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """Instant start on."""
+    return {**DEFAULT_OPTIONS, CONF_INSTANT_START: True}
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def _instant(entry: MockConfigEntry) -> InstantStart:
+    instant: InstantStart = entry.runtime_data.instant
+    return instant
+
+
+async def _buffering(entry: MockConfigEntry) -> Prebuffer:
+    """Wait until the prebuffer has a keyframe interval; return it."""
+    instant = _instant(entry)
+    await _until(
+        lambda: (
+            instant.prebuffer is not None and instant.prebuffer.lookback() is not None
+        )
+    )
+    assert instant.prebuffer is not None
+    return instant.prebuffer
+
+
+async def _consent(hass: HomeAssistant, on: bool) -> None:
+    await hass.services.async_call(
+        "switch", "turn_on" if on else "turn_off", {"entity_id": CONSENT}, blocking=True
+    )
+
+
+def _no_threads() -> bool:
+    return not [t for t in threading.enumerate() if t.name == THREAD]
+
+
+async def _set_options(
+    hass: HomeAssistant, entry: MockConfigEntry, **options: Any
+) -> None:
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**DEFAULT_OPTIONS, **entry.options, **options}
+    )
+    assert result["type"] == "create_entry"
+    await hass.async_block_till_done()
+
+
+async def test_runs_only_while_consent_and_the_option_are_on(
+    hass: HomeAssistant, integration: MockConfigEntry, gop_camera: GopCamera
+) -> None:
+    """Consent off, the option off or unloading stop the buffering at once.
+
+    The camera connection closes; consent and the option on start it again.
+    """
+    instant = _instant(integration)
+    assert instant.prebuffer is None
+    assert gop_camera.connections == 0
+    await _consent(hass, True)
+    prebuffer = await _buffering(integration)
+    assert gop_camera.open == 1
+    await _consent(hass, False)
+    # At once: nothing buffered, no reader, no new connection.
+    assert instant.prebuffer is None
+    assert not prebuffer.running
+    assert prebuffer.lookback() is None
+    await _until(lambda: gop_camera.open == 0, timeout=2)
+
+    await _consent(hass, True)
+    prebuffer = await _buffering(integration)
+    await _set_options(hass, integration, **{CONF_INSTANT_START: False})
+    assert instant.prebuffer is None
+    assert prebuffer.lookback() is None
+    await _until(lambda: gop_camera.open == 0, timeout=2)
+    await _set_options(hass, integration, **{CONF_INSTANT_START: True})
+    await _buffering(integration)
+    # Sharing audio is a new prebuffer, which reads the camera's audio.
+    old = instant.prebuffer
+    await _set_options(hass, integration, **{CONF_SHARE_AUDIO: True})
+    assert instant.prebuffer is not old
+    assert instant.prebuffer is not None
+    assert instant.prebuffer.audio
+
+    await hass.config_entries.async_unload(integration.entry_id)
+    assert instant.prebuffer is None
+    assert _no_threads()
+    await _until(lambda: gop_camera.open == 0, timeout=2)
+
+
+async def test_nothing_reachable_before_a_grant(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """While it buffers, no share exists and nothing reads the buffer."""
+    await _consent(hass, True)
+    prebuffer = await _buffering(integration)
+    await asyncio.sleep(1)
+    assert not hass.data[tokens._VIEWS]
+    assert prebuffer.stats.bursts == 0
+    assert not prebuffer._readers
+    client = await hass_client_no_auth()
+    response = await client.get("/api/rtcc_share/hls/x/master_playlist.m3u8")
+    assert response.status == 404
+
+
+def _decode(init: bytes, segment: bytes) -> tuple[list[str], list[Any]]:
+    with av.open(io.BytesIO(init + segment)) as container:
+        kinds = [s.type for s in container.streams]
+        frames = list(container.decode(video=0))
+    return kinds, frames
+
+
+class Grant:
+    """A signed grant and the city's player, fetching a share's files."""
+
+    def __init__(self, client: Any, city: City) -> None:  # noqa: D107
+        self.client = client
+        self.city = city
+        self.base = ""
+
+    async def activate(self, activation_id: str) -> tuple[int, dict[str, Any]]:
+        """Ask for a share; remember its URL."""
+        body, headers = self.city.sign(requested(activation_id))
+        response = await self.client.post(WEBHOOK_URL, data=body, headers=headers)
+        data = await response.json()
+        if "stream_url" in data:
+            self.base = data["stream_url"].removeprefix(EXTERNAL_URL).rsplit("/", 1)[0]
+        return response.status, data
+
+    async def end(self, activation_id: str) -> None:
+        """End the share."""
+        body, headers = self.city.sign(ended(activation_id))
+        await self.client.post(WEBHOOK_URL, data=body, headers=headers)
+
+    async def get(self, name: str) -> bytes:
+        """GET one of the share's files."""
+        response = await self.client.get(f"{self.base}/{name}")
+        assert response.status == 200, name
+        return await response.read()
+
+    async def first_segment(self) -> tuple[bytes, bytes]:
+        """The master playlist, then the init section and the first segment."""
+        await self.get("master_playlist.m3u8")
+        playlist = (await self.get("playlist.m3u8")).decode()
+        first = re.findall(r"segment/\d+\.m4s", playlist)[0]
+        return await self.get("init.mp4"), await self.get(first)
+
+
+@pytest.fixture
+async def city_player(hass_client_no_auth: ClientSessionGenerator, city: City) -> Grant:
+    """The city: grants and a player."""
+    return Grant(await hass_client_no_auth(), city)
+
+
+@pytest.mark.parametrize("keyframe_s", [4.0])
+async def test_a_grant_starts_at_the_buffered_keyframe(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    gop_camera: GopCamera,
+    city_player: Grant,
+    hass_config_dir: str,
+) -> None:
+    """The share's first segment starts at the camera's newest keyframe.
+
+    Its first frame is that keyframe (decodable), the segment is complete
+    before the camera sends its next keyframe, the camera has one connection
+    (the prebuffer's), and the audit record says how old that keyframe was.
+    """
+    await turn_on_consent(hass)
+    prebuffer = await _buffering(integration)
+    # Well inside a 4 s keyframe interval.
+    await _until(lambda: gop_camera.now() % gop_camera.gop == 15)
+    with prebuffer._lock:
+        assert prebuffer._gop is not None
+        keyframe = prebuffer._gop.start // TICKS
+    status, _ = await city_player.activate("JPD-RTCC-0001")
+    assert status == 201
+    init, segment = await city_player.first_segment()
+    complete_at = asyncio.get_running_loop().time()
+    assert complete_at < gop_camera.due(keyframe + gop_camera.gop)
+    kinds, frames = await hass.async_add_executor_job(_decode, init, segment)
+    assert kinds == ["video"]
+    assert frames[0].key_frame
+    assert frame_number(frames[0]) == keyframe % len(gop_camera.clip)
+    assert gop_camera.connections == 1
+    [log] = Path(hass_config_dir, "rtcc_share").glob("*.jsonl")
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    granted = next(r for r in records if r["event"] == "activation_granted")
+    assert granted["instant_start"] is True
+    assert 1.4 <= granted["lookback_s"] < 2.5
+    await city_player.end("JPD-RTCC-0001")
+
+
+@pytest.mark.parametrize("camera_audio", [True])
+@pytest.mark.parametrize("share_audio", [False, True])
+async def test_audio_follows_the_share_audio_option(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    integration: MockConfigEntry,
+    city_player: Grant,
+    share_audio: bool,
+) -> None:
+    """A camera with audio: the share carries it only if audio is shared.
+
+    Without sharing, the prebuffer keeps the audio out at the source, so the
+    share is granted (not refused as for a camera read directly).
+    """
+    await _set_options(hass, integration, **{CONF_SHARE_AUDIO: share_audio})
+    await turn_on_consent(hass)
+    await _buffering(integration)
+    status, _ = await city_player.activate("JPD-RTCC-0002")
+    assert status == 201
+    init, segment = await city_player.first_segment()
+    kinds, frames = await hass.async_add_executor_job(_decode, init, segment)
+    assert kinds == (["video", "audio"] if share_audio else ["video"])
+    assert frames
+    await city_player.end("JPD-RTCC-0002")
