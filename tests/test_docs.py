@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
 from custom_components.rtcc_share import audit_file, dry_run, history, rejections
 from custom_components.rtcc_share.config_flow import AGENCY_NAME_MAX_LEN
@@ -40,6 +41,7 @@ from custom_components.rtcc_share.const import (
 )
 from custom_components.rtcc_share.live import ice, viewers, webrtc_sdp, webrtc_view
 from custom_components.rtcc_share.live.hls_stream import PART_TARGET_S
+from custom_components.rtcc_share.models import EndReason
 from custom_components.rtcc_share.session import TEARDOWN_WAIT_S
 from custom_components.rtcc_share.webhook import OPERATOR_NAME_MAX_LEN
 
@@ -414,3 +416,32 @@ def test_constants_named_in_docs_exist(path: str) -> None:
     """A `CONSTANT_NAME` in a doc is one the code (or a script) defines or reads."""
     named = set(re.findall(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`", text(path)))
     assert not named - code_words()
+
+
+# --- Codes the docs explain ----------------------------------------------------
+
+
+def test_troubleshooting_explains_every_error_code() -> None:
+    """Each error the webhook or the WHEP endpoint can answer has its entry.
+
+    The codes are the OpenAPI file's, which tests/test_openapi.py holds to
+    the code.
+    """
+    spec = yaml.safe_load((ROOT / OPENAPI).read_text("utf-8"))
+    schemas = spec["components"]["schemas"]
+    codes = {
+        *schemas["ErrorCode"]["enum"],
+        *schemas["WhepError"]["properties"]["error"]["enum"],
+    }
+    explained = {
+        code
+        for code in codes
+        if re.search(rf"`[^`]*\b{code}\b[^`]*`", text(TROUBLESHOOTING))
+    }
+    assert codes == explained
+
+
+def test_city_api_names_every_end_reason() -> None:
+    """The city learns every reason a share can end (a test share's is no share)."""
+    reasons = {reason.value for reason in EndReason} - {EndReason.ACTIVATION_ARRIVED}
+    assert {reason for reason in reasons if f"`{reason}`" in text(CITY_API)} == reasons
