@@ -645,8 +645,8 @@ async def test_camera_joined_between_keyframes_without_timestamps_is_shared(
     segment_status, segment = await viewer.get("segment/0.m4s")
     assert (init_status, segment_status) == (200, 200)
     frames = await hass.async_add_executor_job(_keyframes, init, segment)
-    # One second at 10 fps, from the camera's first keyframe.
-    assert frames == [True] + [False] * 9
+    # 1.5 s at 10 fps, from the camera's first keyframe.
+    assert frames == [True] + [False] * 14
 
 
 def _keyframes(init: bytes, segment: bytes) -> list[bool]:
@@ -661,12 +661,12 @@ async def test_first_segment_is_short_when_keyframes_are_seconds_apart(
     camera: SourceCamera,
     integration: MockConfigEntry,
 ) -> None:
-    """A camera with 4 s keyframes: the first segment is one second, not four.
+    """A camera with 4 s keyframes: the first segment is 1.5 s, not 4 s.
 
-    So a player that reads whole segments (ffmpeg, VLC) sees the camera one
-    second after its first keyframe. The next segment starts without a
-    keyframe, so the playlist does not claim independent segments; parts
-    say which are.
+    So a player that reads whole segments (ffmpeg, VLC) sees the camera
+    1.5 s after its first keyframe. The second segment starts without a
+    keyframe (so the playlist does not claim independent segments; parts
+    say which are) and ends at the camera's next one.
     """
     live = live_cameras["slow"]
     _watch(grant, camera, live)
@@ -674,13 +674,25 @@ async def test_first_segment_is_short_when_keyframes_are_seconds_apart(
     assert status == 201
     async with asyncio.timeout(15):
         assert (await viewer.get("master_playlist.m3u8"))[0] == 200
+    track = integration.runtime_data.session.live.stream.provider
+    async with asyncio.timeout(10):
+        while track.last_sequence < 2:
+            await asyncio.sleep(0.1)
     playlist = (await viewer.get("playlist.m3u8"))[1].decode()
     assert "#EXT-X-INDEPENDENT-SEGMENTS" not in playlist
     assert not re.search(r"^#EXT-X-DISCONTINUITY$", playlist, re.MULTILINE)
-    first = float(re.search(r"#EXTINF:([\d.]+),\n\./segment/0\.m4s", playlist)[1])  # type: ignore[index]
-    assert first == pytest.approx(1.0, abs=0.15), playlist
-    assert re.search(r'URI="\./segment/0\.0\.m4s",INDEPENDENT=YES', playlist)
-    assert not re.search(r'URI="\./segment/1\.0\.m4s",INDEPENDENT=YES', playlist)
+    durations = {
+        int(number): float(duration)
+        for duration, number in re.findall(
+            r"#EXTINF:([\d.]+),\n\./segment/(\d+)\.m4s", playlist
+        )
+    }
+    assert durations == {
+        0: pytest.approx(1.5, abs=0.15),
+        1: pytest.approx(2.5, abs=0.15),
+    }
+    independent = re.findall(r'segment/(\d+)\.0\.m4s",INDEPENDENT=YES', playlist)
+    assert independent == ["0", "2"], playlist
     # One connection: the worker waited for the keyframe instead of failing.
     diagnostics = integration.runtime_data.session.live.stream.stream.get_diagnostics()
     assert (diagnostics["start_worker"], diagnostics.get("worker_error", 0)) == (1, 0)

@@ -11,10 +11,11 @@ connection, is Home Assistant's with these differences:
   takes to send one (up to `KEYFRAME_WAIT_S`);
 - a camera that sends nothing, or no usable video, for `STALL_S` ends the
   connection, so the share reconnects within seconds;
-- the first segment of a connection ends at the first keyframe or after one
-  second, whichever comes first, so a player that reads whole segments
-  (ffmpeg, VLC) has a picture one second after the camera's first keyframe
-  even if the camera sends one every 4 s;
+- the first segment of a connection ends at the camera's next keyframe or
+  after 1.5 s, whichever comes first, so a player that reads whole segments
+  (ffmpeg, VLC) has a picture 1.5 s after the camera's first keyframe even
+  if the camera sends one every 4 s; the segment after it ends at the next
+  keyframe, so the ones after that start on keyframes again;
 - segments and discontinuities are numbered as RFC 8216 requires: the next
   connection's first segment follows the last one made, and only a
   connection that made a segment counts as a discontinuity.
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 import threading
 import time
-from typing import Final, override
+from typing import Final, cast, override
 
 import av
 import av.audio
@@ -62,9 +63,11 @@ STALL_S: Final = 2.0
 # How long to wait for the first keyframe of a connection: cameras send one
 # every 1-4 s, some every 10 s.
 KEYFRAME_WAIT_S: Final = float(SOURCE_TIMEOUT)
-# The first segment of a connection ends at the first keyframe after it
-# started or this long after it started, whichever comes first.
-FIRST_SEGMENT_S: Final = 1.0
+# The first segment of a connection ends at the camera's next keyframe or
+# this long after it started, whichever comes first. ffmpeg (ffprobe, VLC)
+# reads 20 frames to estimate the frame rate before showing anything: at
+# 15 fps and up, 1.5 s is enough for it to start from the first segment.
+FIRST_SEGMENT_S: Final = 1.5
 # Reconnecting: the first retry after a drop this soon, then at most this
 # far apart (a camera that is back is reconnected within half a second).
 FIRST_RETRY_S: Final = 0.25
@@ -140,7 +143,13 @@ class ShareStreamState(StreamState):
 
 
 class _ShareMuxer(StreamMuxer):
-    """HA's muxer, telling the state when a segment exists; short first segment."""
+    """HA's muxer, telling the state when a segment exists; short first segment.
+
+    HA cuts a segment at the first keyframe past the minimum duration. The
+    first segment of a connection also ends FIRST_SEGMENT_S in without one;
+    the segment it leaves, which starts without a keyframe, ends at the
+    next keyframe whatever its length.
+    """
 
     def __init__(
         self,
@@ -156,11 +165,15 @@ class _ShareMuxer(StreamMuxer):
         self._state = state
         self._segments = 0
         self._start_dts = 0
+        # Whether the segment being made started with a keyframe; None until
+        # its first video packet.
+        self._on_keyframe: bool | None = None
 
     @override
     def reset(self, video_dts: int) -> None:
         self._segments += 1
         self._start_dts = video_dts
+        self._on_keyframe = None
         super().reset(video_dts)
 
     @override
@@ -170,17 +183,23 @@ class _ShareMuxer(StreamMuxer):
 
     @override
     def mux_packet(self, packet: av.Packet[av.stream.Stream]) -> None:
-        if (
-            self._segments == 1
-            and packet.stream == self._video
-            and not packet.is_keyframe
-            and packet.dts is not None
-            and (packet.dts - self._start_dts) * packet.time_base >= FIRST_SEGMENT_S
+        dts = packet.dts
+        if packet.stream != self._video or dts is None:
+            super().mux_packet(packet)
+            return
+        if self._on_keyframe is not None and (
+            (packet.is_keyframe and not self._on_keyframe)
+            or (
+                self._segments == 1
+                and not packet.is_keyframe
+                and (dts - self._start_dts) * packet.time_base >= FIRST_SEGMENT_S
+            )
         ):
-            # The segment after it starts without a keyframe, which the
-            # share's playlist allows (it does not claim independent segments).
             self.flush(packet, last_part=True)
+        # HA's muxer cuts at keyframes; the packet may start a segment.
         super().mux_packet(packet)
+        if self._on_keyframe is None:
+            self._on_keyframe = packet.is_keyframe
 
 
 @dataclass(slots=True)
@@ -308,8 +327,8 @@ def run_connection(
         audio_bsf = get_audio_bitstream_filter(packets.peek(), audio)
         first_keyframe = next(p for p in packets if p.is_keyframe and p.stream == video)
         next_video = next(p for p in packets.peek() if p.stream == video)
-        assert next_video.dts is not None
-        start_dts = next_video.dts - (next_video.duration or 1)
+        # Validated packets have a DTS.
+        start_dts = cast(int, next_video.dts) - (next_video.duration or 1)
         first_keyframe.dts = first_keyframe.pts = start_dts
     except StreamWorkerError:
         container.close()
