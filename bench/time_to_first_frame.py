@@ -10,7 +10,11 @@ Claims checked (issue 13):
   bufferStalledError, or a picture frozen for more than about one part),
   at most 3 requests a second, bytes within 1.5x the stream's own bitrate;
 - after 30 s of playing, hls.js shows a picture at most 2 s behind live
-  (the wall clock minus the EXT-X-PROGRAM-DATE-TIME of the shown frame).
+  (the wall clock minus the EXT-X-PROGRAM-DATE-TIME of the shown frame);
+- a camera that is gone for 5 s and comes back (issue 4): a new part is
+  served at most 2 s after its return, hls.js plays again at most 2.5 s
+  after it without a fatal error, and ffmpeg decodes again without having
+  taken the stream as ended.
 
 Every figure is printed against Home Assistant's own camera stream of the
 same source (`camera/stream`, `/api/hls/...`), measured in the same run: a
@@ -19,7 +23,10 @@ so neither side is measured warm.
 
 How: a real Home Assistant (`bench/harness.py`, port 18133 by default) with
 the demo doorbell (a real-time looped H.264 MPEG-TS on loopback, 15 fps,
-keyframe every second, no audio) and rtcc_share in lab mode, consent on.
+keyframe every second, no audio), Home Assistant's `generic` camera on
+Debian's RTSP server (`rtsp-server-perl`) with ffmpeg publishing a live test
+pattern and tone at 1, 2 and 4 s keyframe intervals, and rtcc_share in lab
+mode, consent on.
 Each client gets a fresh grant (its own cold stream) per run; the moment
 the 201 (or HA's `camera/stream` answer) arrives is t0. Clients:
 `ffprobe -show_frames -read_intervals %+#1`, `ffmpeg -frames:v 1 -f null`,
@@ -27,12 +34,19 @@ the city viewer page (`scripts/city watch`, hls.js 1.7.4) in Debian's
 `chromium`, and a PyAV client asking `playlist.m3u8?_HLS_msn=0&_HLS_part=0`.
 
 Note: the demo feed starts every new connection at the start of its clip,
-i.e. with a keyframe; a real camera is joined mid-GOP, which adds up to one
-keyframe interval (the target allows for that).
+i.e. with a keyframe; the RTSP cameras are joined mid-GOP, which adds up to
+one keyframe interval (the target allows for that).
 
-Run from the repository root (about 5 min on a 2-core machine):
+The drop: a fresh share (and a fresh camera of Home Assistant's own) per
+run; a part poller (plain playlist requests every 0.1 s, fetching each new
+part), ffmpeg (`-vf showinfo -f null`) and hls.js play it for 15 s; the
+camera's publisher is stopped for 5 s and started again. A player's return
+is the end of its longest stall that ends once new video is served (players
+first show what they had buffered).
 
-    .venv/bin/python bench/time_to_first_frame.py [--runs 3] [--port 18133]
+Run from the repository root (about 40 min on a 2-core machine):
+
+    .venv/bin/python bench/time_to_first_frame.py [--runs 3] [--drops 3] [--port 18133]
 
 Prints one summary line per figure; exits 0 whether or not a target is met.
 """

@@ -52,7 +52,6 @@ from .common import (
 )
 from .conftest import SourceCamera
 from .live_camera import LiveCamera, write_recording
-from .video import make_video
 
 
 class Viewer:
@@ -368,6 +367,7 @@ async def test_unknown_token_and_file_404(hass: HomeAssistant, grant: Any) -> No
 
 async def test_each_share_has_its_own_live_settings(
     hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
     grant: Any,
     camera: SourceCamera,
     integration: MockConfigEntry,
@@ -376,6 +376,7 @@ async def test_each_share_has_its_own_live_settings(
     ha_settings = hass.data["stream"]["settings"]
     before = dataclasses.replace(ha_settings)
     camera.stream_options = {CONF_EXTRA_PART_WAIT_TIME: 2.0}
+    _watch(grant, camera, live_cameras["fast"])
     status, _, viewer = await grant()
     assert status == 201
     share = integration.runtime_data.session.live.stream
@@ -386,12 +387,14 @@ async def test_each_share_has_its_own_live_settings(
     # As HA derives them for a 0.55 s part, plus the camera's extra wait.
     assert settings.hls_advance_part_limit == 5
     assert settings.hls_part_timeout == pytest.approx(3.1)
-    # Segments are cut at every keyframe of the 1 s test video.
-    playlist = (await viewer.files())["playlist"][1].decode()
+    # Segments are cut at every keyframe of the camera, a second apart.
+    async with asyncio.timeout(15):
+        while share.provider.last_sequence < 3:
+            await asyncio.sleep(0.1)
+    playlist = (await viewer.get("playlist.m3u8"))[1].decode()
     durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", playlist)]
-    # (The file's last segment may end early.)
-    assert len(durations) >= 2
-    assert all(d == pytest.approx(1.0, abs=0.15) for d in durations[:-1]), playlist
+    assert len(durations) == 3
+    assert durations == [pytest.approx(1.0, abs=0.15)] * 3, playlist
     assert "#EXT-X-PART-INF:PART-TARGET=0.550" in playlist
     # Home Assistant's own settings, and its own stream of the camera, keep HA's.
     assert ha_settings == before
@@ -453,14 +456,17 @@ def test_only_video_tracks_pass(video_file: Path, video_with_audio: Path) -> Non
 
 
 async def test_playlists_answer_once_one_segment_is_complete(
-    hass: HomeAssistant, grant: Any, camera: SourceCamera, tmp_path: Path
+    hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
+    grant: Any,
+    camera: SourceCamera,
 ) -> None:
     """With a single segment made, the master and a plain playlist answer at once.
 
-    Home Assistant's own views wait for a second segment, which this source
-    only makes when the share connects to it again.
+    Home Assistant's own views wait for a second segment, a second later
+    with this camera.
     """
-    camera.source = str(make_video(tmp_path / "one.mp4", seconds=1))
+    _watch(grant, camera, live_cameras["fast"])
     status, _, viewer = await grant()
     assert status == 201
     async with asyncio.timeout(5):
@@ -475,8 +481,7 @@ async def test_playlists_answer_once_one_segment_is_complete(
     # Players start and stay three parts behind the newest part.
     assert b"PART-HOLD-BACK=1.650" in playlist
     assert b"#EXT-X-START:TIME-OFFSET=-1.650,PRECISE=YES" in playlist
-    # A blocking request keeps HA's semantics: it waits for what it asks for
-    # (the second connection after this one).
+    # A blocking request keeps HA's semantics: it waits for what it asks for.
     waiting = asyncio.ensure_future(viewer.get("playlist.m3u8?_HLS_msn=2&_HLS_part=0"))
     await asyncio.sleep(0.2)
     assert not waiting.done()
@@ -706,6 +711,7 @@ async def test_dropped_camera_is_reconnected_and_playlists_stay_consistent(
     grant: Any,
     camera: SourceCamera,
     integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A camera gone for 3 s: video again soon after, numbering without gaps.
 
@@ -762,6 +768,11 @@ async def test_dropped_camera_is_reconnected_and_playlists_stay_consistent(
     assert list(seen) == list(range(min(seen), max(seen) + 1))
     # The grant's probe for audio, the stream, the stream again.
     assert live.connections == 3
+    # The resident's log says so once, not once per attempt.
+    dropped = [r for r in caplog.records if "camera dropped" in r.getMessage()]
+    assert [r.levelno for r in dropped if r.levelno >= logging.WARNING] == [
+        logging.WARNING
+    ]
 
 
 async def test_blocking_request_to_a_hung_camera_is_answered(

@@ -171,18 +171,19 @@ class LiveHlsStream(Stream):
                 )
             except StreamWorkerError as err:
                 self._diagnostics.increment("worker_error")
-                # A working connection's end, or the first failed attempt;
-                # the attempts after it only at debug level. The error's text
-                # names no URL.
-                _LOGGER.log(
-                    logging.WARNING
-                    if state.connection_made_segment or not reported
-                    else logging.DEBUG,
-                    "Live share %s: camera dropped (%s); reconnecting",
-                    self._stream_label,
-                    err,
-                )
-                reported = True
+                if not self._thread_quit.is_set():  # not stopped meanwhile
+                    # A working connection's end, or the first failed
+                    # attempt; the attempts after it only at debug level.
+                    # The error's text names no URL.
+                    _LOGGER.log(
+                        logging.WARNING
+                        if state.connection_made_segment or not reported
+                        else logging.DEBUG,
+                        "Live share %s: camera dropped (%s); reconnecting",
+                        self._stream_label,
+                        err,
+                    )
+                    reported = True
             state.discontinuity()
             if self._thread_quit.is_set():
                 break
