@@ -486,6 +486,10 @@ async def test_playlists_answer_once_one_segment_is_complete(
     await asyncio.sleep(0.2)
     assert not waiting.done()
     waiting.cancel()
+    # Without a part, for that segment whole.
+    status, playlist = await viewer.get("playlist.m3u8?_HLS_msn=1")
+    assert status == 200
+    assert b"./segment/1.m4s" in playlist
 
 
 async def test_playlist_waiting_for_a_first_segment_is_released(
