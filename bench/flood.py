@@ -10,7 +10,8 @@ Claims checked while one viewer pulls a live share:
 
 How: starts a real Home Assistant (`bench/harness.py`, port 18153 by
 default) with a camera reading the demo doorbell's clip as a live, real-time
-MPEG-TS feed (15 fps, 1 s keyframes; 6 s segments, 1 s parts) served by a
+MPEG-TS feed (15 fps, 1 s keyframes, so the share's segments last 1 s, in
+0.55 s parts) served by a
 separate process (`harness.FeedProcess`, port + 1): like a real camera's,
 the feed is served neither by Home Assistant's event loop (the demo
 doorbell's is) nor by the flooding client's. It adds rtcc_share in lab
@@ -28,8 +29,8 @@ complete segments (its pre-flood gaps are the reference):
    (-> 415, refused before the signature check, not counted) are
    interleaved too;
 2. sustained: the same forged requests again, 20 at a time, at the
-   activation webhook only, until the flood has lasted two segment
-   durations (at most 20 passes), so the viewer's gaps cover whole segments.
+   activation webhook only, until the flood has lasted 12 s (at most 20
+   passes), so the viewer's gaps cover a dozen segments.
 
 The viewer keeps watching for one more segment after the flood. The
 figures: rejections/s vs bare responses/s in the burst; the viewer's longest
@@ -62,11 +63,12 @@ from harness import (
 )
 from report import median, note, out, verdict
 
+from custom_components.rtcc_share.live.hls_stream import PART_TARGET_S
+
 RATE_TARGET = 0.8
 CONCURRENCY = 20
 CHUNKS = 16
-SEGMENT_S = 6.0  # Home Assistant's default segment duration
-PART_S = 1.0  # and part duration (LL-HLS)
+FLOOD_MIN_S = 12.0
 MAX_SUSTAINED_PASSES = 20
 WRONG_KEY = "whsec_" + base64.b64encode(b"not the resident's key, 32 bytes").decode()
 
@@ -129,7 +131,7 @@ async def _flood(
     viewer: ViewerProcess,
 ) -> None:
     count = len(requests)
-    # The master playlist needs two segments; then two more as reference.
+    # Two complete segments before the flood, as the reference.
     async with asyncio.timeout(40):
         while len(viewer.segments) < 2 and viewer.running:
             await asyncio.sleep(0.1)
@@ -162,7 +164,7 @@ async def _flood(
         burst_ended = time.monotonic()
         sustained = 0
         while (
-            time.monotonic() - flood_began < 2 * SEGMENT_S
+            time.monotonic() - flood_began < FLOOD_MIN_S
             and sustained < MAX_SUSTAINED_PASSES
         ):
             _, got = await _send_all(flooding, share.webhook_url, requests)
@@ -204,7 +206,7 @@ async def _flood(
         f"'Rejected requests' sensor's state"
     )
     segment_s = median(list(viewer.durations.values()))
-    part_s = PART_S
+    part_s = PART_TARGET_S
     flood_gaps = viewer.segment_gaps(flood_began, flood_ended)
     before = viewer.segment_gaps(until=flood_began)
     longest = max(flood_gaps)

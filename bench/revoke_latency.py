@@ -18,8 +18,8 @@ rtcc_share entry in lab mode for each, consent on:
   LL-HLS request for the first part, which returns once the share's stream
   is live) and then polls the media playlist every 10 ms, each poll
   answered at once while the share is live; it also holds a request for the
-  master playlist (the stream URL itself, which Home Assistant holds until
-  two segments exist). Then, 50-150 ms later (random, so triggers do not
+  master playlist (the stream URL itself, which the share holds until its
+  first segment is complete). Then, 50-150 ms later (random, so triggers do not
   line up with polls), the end is triggered from a separate client:
   `switch.turn_off` on the consent switch through the REST API, or a signed
   `activation.ended`. Latency = first 404 seen by the poller minus the

@@ -11,7 +11,11 @@ Claims checked (issue 13):
   at most 3 requests a second, bytes within 1.3x the stream's own bitrate,
   no media file (init section, segment, part) fetched more than twice;
 - after 30 s of playing, hls.js shows a picture at most 2 s behind live
-  (the wall clock minus the EXT-X-PROGRAM-DATE-TIME of the shown frame).
+  (the wall clock minus the EXT-X-PROGRAM-DATE-TIME of the shown frame);
+- a camera that is gone for 5 s and comes back (issue 4): a new part is
+  served at most 2 s after its return, hls.js plays again at most 2.5 s
+  after it without a fatal error, and ffmpeg decodes again without having
+  taken the stream as ended.
 
 Every figure is printed against Home Assistant's own camera stream of the
 same source (`camera/stream`, `/api/hls/...`), measured in the same run: a
@@ -20,7 +24,10 @@ so neither side is measured warm.
 
 How: a real Home Assistant (`bench/harness.py`, port 18133 by default) with
 the demo doorbell (a real-time looped H.264 MPEG-TS on loopback, 15 fps,
-keyframe every second, no audio) and rtcc_share in lab mode, consent on.
+keyframe every second, no audio), Home Assistant's `generic` camera on
+Debian's RTSP server (`rtsp-server-perl`) with ffmpeg publishing a live test
+pattern and tone at 1, 2 and 4 s keyframe intervals, and rtcc_share in lab
+mode, consent on.
 Each client gets a fresh grant (its own cold stream) per run; the moment
 the 201 (or HA's `camera/stream` answer) arrives is t0. Clients:
 `ffprobe -show_frames -read_intervals %+#1`, `ffmpeg -frames:v 1 -f null`,
@@ -28,13 +35,21 @@ the city viewer page (`scripts/city watch`, hls.js 1.7.4) in Debian's
 `chromium`, and a PyAV client asking `playlist.m3u8?_HLS_msn=0&_HLS_part=0`.
 
 Note: the demo feed starts every new connection at the start of its clip,
-i.e. with a keyframe; a real camera is joined mid-GOP, which adds up to one
-keyframe interval (the target allows for that).
+i.e. with a keyframe; the RTSP cameras are joined mid-GOP, which adds up to
+one keyframe interval (the target allows for that).
 
-Run from the repository root (about 25 min on a 2-core machine;
-`--clients hlsjs` measures the first frame of hls.js only, about 10 min):
+The drop: a fresh share (and a fresh camera of Home Assistant's own) per
+run; a part poller (plain playlist requests every 0.1 s, fetching each new
+part), ffmpeg (`-vf showinfo -f null`) and hls.js play it for 15 s; the
+camera's publisher is stopped for 5 s and started again. A player's return
+is the end of its longest stall that ends once new video is served (players
+first show what they had buffered).
 
-    .venv/bin/python bench/time_to_first_frame.py [--runs 3] [--port 18133]
+Run from the repository root (about 40 min on a 2-core machine;
+`--clients hlsjs` measures the first frame of hls.js only, and `--drops 0`
+leaves the drops out):
+
+    .venv/bin/python bench/time_to_first_frame.py [--runs 3] [--drops 3] [--port 18133]
         [--clients ffprobe ffmpeg hlsjs direct]
 
 Prints one summary line per figure; exits 0 whether or not a target is met.
@@ -48,6 +63,7 @@ import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 import itertools
+import math
 import re
 import shutil
 import statistics
@@ -76,7 +92,8 @@ from tools.city.browser import Page, chromium
 from tools.city.watch import ViewerServer
 
 PART_INF = re.compile(r"#EXT-X-PART-INF:PART-TARGET=([\d.]+)")
-KEYFRAME_READ_S = 4.5
+# Read the feed until three keyframes, for at most this long.
+KEYFRAME_READ_S = 15
 
 
 def keyframe_interval(url: str) -> float:
@@ -91,7 +108,7 @@ def keyframe_interval(url: str) -> float:
         for packet in container.demux(video):
             if packet.is_keyframe and packet.pts is not None:
                 times.append(float(packet.pts * base))
-            if time.monotonic() - began > KEYFRAME_READ_S:
+            if len(times) >= 3 or time.monotonic() - began > KEYFRAME_READ_S:
                 break
     gaps = [b - a for a, b in itertools.pairwise(times)]
     if not gaps:
@@ -278,6 +295,7 @@ class Plan:
     runs: int
     play_s: float
     clients: tuple[str, ...] = CLIENTS
+    drops: int = 3
 
     @property
     def ha_cameras(self) -> list[str]:
@@ -386,7 +404,7 @@ async def _generic_camera(bench: Bench, url: str) -> str:
     raise RuntimeError("the generic camera has no entity")
 
 
-def _publisher(port: int, interval: int) -> list[str]:
+def _publisher(port: int, mount: str, interval: int) -> list[str]:
     """Return the command that publishes a live test pattern and tone over RTSP."""
     return [
         "ffmpeg", "-v", "error", "-re", "-f", "lavfi",
@@ -396,44 +414,67 @@ def _publisher(port: int, interval: int) -> list[str]:
         "-g", str(15 * interval), "-keyint_min", str(15 * interval),
         "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", "32k",
-        "-f", "rtsp", f"rtsp://{HOST}:{port}/kfi{interval}",
+        "-f", "rtsp", f"rtsp://{HOST}:{port}/{mount}",
     ]  # fmt: skip
 
 
-@contextlib.contextmanager
-def _rtsp_camera(port: int, intervals: list[int]) -> Iterator[dict[int, str]]:
+class RtspCameras:
     """Debian's RTSP server with ffmpeg publishing H.264 + AAC in real time.
 
-    One mount per keyframe interval: a 640x360 15 fps test pattern with a
-    tone, encoded live (as a camera does), so a client joins mid-GOP.
+    One mount per camera: a 640x360 15 fps test pattern with a tone,
+    encoded live (as a camera does), so a client joins mid-GOP. A camera
+    can be stopped (its publisher ends: the mount is gone) and started again.
     """
-    server = subprocess.Popen(
-        [
-            "rtsp-server-perl", "-c", str(port), "-s", str(port + 1),
-            "--client_listen_address", HOST, "--source_listen_address", HOST,
-            "--rtp_start_port", str(port + 10),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    publishers: list[subprocess.Popen[bytes]] = []
-    try:
+
+    def __init__(self, port: int) -> None:
+        """Start the server: clients on port, publishers on port + 1."""
+        self.port = port
+        self.server = subprocess.Popen(
+            [
+                "rtsp-server-perl", "-c", str(port), "-s", str(port + 1),
+                "--client_listen_address", HOST, "--source_listen_address", HOST,
+                "--rtp_start_port", str(port + 10),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.publishers: dict[str, subprocess.Popen[bytes]] = {}
         time.sleep(1)
-        publishers.extend(
-            subprocess.Popen(_publisher(port + 1, i), stdin=subprocess.DEVNULL)
-            for i in intervals
+
+    def start(self, mount: str, interval: int) -> str:
+        """Publish a camera with this keyframe interval; return its URL."""
+        self.publishers[mount] = subprocess.Popen(
+            _publisher(self.port + 1, mount, interval), stdin=subprocess.DEVNULL
         )
-        time.sleep(3)
-        yield {i: f"rtsp://{HOST}:{port}/kfi{i}" for i in intervals}
+        return f"rtsp://{HOST}:{self.port}/{mount}"
+
+    def stop(self, mount: str) -> None:
+        """Stop a camera's publisher: the camera is gone."""
+        process = self.publishers.pop(mount)
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+
+    def close(self) -> None:
+        """Stop every publisher and the server."""
+        for mount in list(self.publishers):
+            self.stop(mount)
+        self.server.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.server.wait(10)
+
+
+@contextlib.contextmanager
+def _rtsp_cameras(port: int) -> Iterator[RtspCameras]:
+    cameras = RtspCameras(port)
+    try:
+        yield cameras
     finally:
-        for process in [*publishers, server]:
-            process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(10)
+        cameras.close()
 
 
 async def measure(bench: Bench, plan: Plan, rtsp_port: int) -> None:
-    """Every source: the demo doorbell, then the RTSP camera at 1 s and 2 s."""
+    """Every source: the demo doorbell, the RTSP camera at 1, 2, 4 s; then drops."""
     await promote_http_config(bench.api)
     cameras = len(plan.ha_cameras)
     feed = f"http://{HOST}:{bench.hass.port}{LIVE_PATH}"
@@ -445,7 +486,10 @@ async def measure(bench: Bench, plan: Plan, rtsp_port: int) -> None:
             [f"camera.{name}" for name in plan.ha_cameras],
         )
     ]
-    with _rtsp_camera(rtsp_port, [1, 2]) as urls:
+    with _rtsp_cameras(rtsp_port) as rtsp:
+        urls = {i: rtsp.start(f"kfi{i}", i) for i in (1, 2, 4)}
+        drop_url = rtsp.start("drop", DROP_INTERVAL)
+        await asyncio.sleep(3)
         for interval, url in urls.items():
             note(f"adding {cameras + 1} generic cameras for the {interval} s RTSP feed")
             entities = [await _generic_camera(bench, url) for _ in range(cameras + 1)]
@@ -457,9 +501,245 @@ async def measure(bench: Bench, plan: Plan, rtsp_port: int) -> None:
                     entities[1:],
                 )
             )
+        note(f"adding {plan.drops + 1} generic cameras for the camera that drops")
+        dropping = [
+            await _generic_camera(bench, drop_url) for _ in range(plan.drops + 1)
+        ]
         async with chromium() as page:
             for source in sources:
                 await _measure_source(bench, source, plan, page)
+            if plan.drops:
+                await _measure_drops(bench, rtsp, dropping, plan.drops, page)
+
+
+# The camera that drops: 1 s keyframes, gone for DROP_S, then back.
+DROP_INTERVAL = 1
+DROP_S = 5.0
+# Playing before the drop, and how long to wait for each player after it.
+WARM_S = 15.0
+AFTER_S = 35.0
+# Players still show (ffmpeg decodes) what they buffered: watch this long after
+# new video is served before taking the end of their longest stall.
+SETTLE_S = 10.0
+SHOWINFO = re.compile(rb"Parsed_showinfo.*\bn: *\d+")
+
+
+class _PartPoller:
+    """Polls the media playlist (plain requests) and fetches each new part."""
+
+    def __init__(self, session: aiohttp.ClientSession, master_url: str) -> None:
+        """Watch the share or stream of this master playlist."""
+        self.session = session
+        self.base = master_url.rsplit("/", 1)[0]
+        self.parts: list[tuple[float, tuple[int, int]]] = []
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        seen: set[tuple[int, int]] = set()
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, RuntimeError):
+                text = (await _get(self.session, f"{self.base}/playlist.m3u8")).decode()
+                for part in Playlist.parse(text).parts:
+                    if part not in seen:
+                        await _get(
+                            self.session, f"{self.base}/segment/{part[0]}.{part[1]}.m4s"
+                        )
+                        seen.add(part)
+                        self.parts.append((time.monotonic(), part))
+            await asyncio.sleep(0.1)
+
+    def first_after(self, moment: float) -> float | None:
+        """Seconds from moment to the first part served after it."""
+        return next((at - moment for at, _ in self.parts if at > moment), None)
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._task.cancel()
+
+
+class _FfmpegWatcher:
+    """ffmpeg playing the stream URL; the time of every decoded frame."""
+
+    def __init__(self, url: str) -> None:
+        """Start ffmpeg on url (its frames are logged by showinfo)."""
+        self.url = url
+        self.frames: list[float] = []
+        self.process: asyncio.subprocess.Process | None = None
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            "ffmpeg", "-nostats", "-v", "info", "-i", self.url, "-an",
+            "-vf", "showinfo", "-f", "null", "-",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stderr is not None
+        async for line in self.process.stderr:
+            if SHOWINFO.search(line):
+                self.frames.append(time.monotonic())
+        await self.process.wait()
+
+    @property
+    def exited(self) -> bool:
+        """Return True if ffmpeg has ended (it took the stream as finished)."""
+        return self.process is not None and self.process.returncode is not None
+
+    def resumed_after(
+        self, dropped: float, served: float | None, returned: float
+    ) -> float | None:
+        """Seconds from returned to ffmpeg's first frame of new video."""
+        return _resumed(self.frames, dropped, served, returned)
+
+    async def stop(self) -> None:
+        """Stop ffmpeg."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+        self._task.cancel()
+
+
+async def _drop_once(
+    bench: Bench,
+    rtsp: RtspCameras,
+    url: str,
+    page: Page,
+    viewer: ViewerServer,
+) -> dict[str, Any]:
+    """Play url in three ways, drop the camera for DROP_S, time each one's return."""
+    poller = _PartPoller(bench.session, url)
+    ffmpeg = _FfmpegWatcher(url)
+    await page.goto(viewer.page_url(url))
+    await asyncio.sleep(WARM_S)
+    playing = await page.js("window.viewerStats")
+    rtsp.stop("drop")
+    dropped = time.monotonic()
+    # When hls.js shows frames: it plays what it has buffered after the drop.
+    shown: list[float] = []
+    frames = playing["frames"]
+    returned = math.inf
+    while time.monotonic() - dropped < DROP_S + AFTER_S:
+        if returned == math.inf and time.monotonic() - dropped >= DROP_S:
+            rtsp.start("drop", DROP_INTERVAL)
+            returned = time.monotonic()
+        stats = await page.js("window.viewerStats")
+        if stats["frames"] > frames:
+            frames = stats["frames"]
+            shown.append(time.monotonic())
+        served = poller.first_after(returned)
+        if served is not None and time.monotonic() > returned + served + SETTLE_S:
+            break
+        await asyncio.sleep(0.05)
+    served_at = None if served is None else returned + served
+    result = {
+        "served": served,
+        "ffmpeg": ffmpeg.resumed_after(dropped, served_at, returned),
+        "ffmpeg_exited": ffmpeg.exited,
+        "hlsjs": _resumed(shown, dropped, served_at, returned),
+        "hlsjs_fatal": stats["fatal"],
+        "hlsjs_frames_before": playing["frames"],
+    }
+    poller.stop()
+    await ffmpeg.stop()
+    await page.goto("about:blank")
+    # Let the camera settle before the next run.
+    await asyncio.sleep(2)
+    return result
+
+
+async def _measure_drops(
+    bench: Bench, rtsp: RtspCameras, cameras: list[str], drops: int, page: Page
+) -> None:
+    """The camera drops for DROP_S and returns: the share vs HA's own stream."""
+    share = await bench.api.add_share(cameras[0], max_activations_per_day=24)
+    await bench.api.set_consent(share, True)
+    results: dict[str, list[dict[str, Any]]] = {"share": [], "ha": []}
+    with ViewerServer(0) as viewer:
+        for index in range(drops):
+            activation = f"TTFF-DROP-{index:02d}"
+            url, _ = await _share_url(bench, share, activation)
+            results["share"].append(await _drop_once(bench, rtsp, url, page, viewer))
+            await _end_share(bench, share, activation)
+            url, _ = await _ha_url(bench, cameras[1 + index])
+            results["ha"].append(await _drop_once(bench, rtsp, url, page, viewer))
+            note(
+                f"drop {index + 1}: share {results['share'][-1]}, "
+                f"HA's own stream {results['ha'][-1]}"
+            )
+    label = (
+        f"RTSP generic camera ({DROP_INTERVAL} s keyframes) gone for {DROP_S:.0f} s, "
+        f"from its return to"
+    )
+    for key, what, target in (
+        ("served", "a new part served", 2.0),
+        ("hlsjs", "hls.js playing again", 2.5),
+        ("ffmpeg", "ffmpeg decoding again", None),
+    ):
+        share_s = [r[key] for r in results["share"]]
+        ha_s = [r[key] for r in results["ha"]]
+        value, anchor = _median_or_none(share_s), _median_or_none(ha_s)
+        if target is None:
+            ok = value is not None and not any(
+                r["ffmpeg_exited"] for r in results["share"]
+            )
+            wanted = "target: plays on, never exits"
+        else:
+            ok = value is not None and value <= target and None not in share_s
+            wanted = f"target <= {target:.2f} s"
+        if key == "hlsjs":
+            ok = ok and not any(r["hlsjs_fatal"] for r in results["share"])
+            wanted += ", no fatal error"
+        out(
+            f"{label} {what}, median of {drops}: {_seconds(value)} vs HA's own "
+            f"stream {_seconds(anchor)} = ratio "
+            f"{value / anchor if value is not None and anchor else float('nan'):.2f} "
+            f"({wanted}) {verdict(ok)}"
+        )
+    out(
+        "  details: "
+        + "; ".join(
+            f"{side} "
+            + str(
+                [
+                    {
+                        k: (round(v, 2) if isinstance(v, float) else v)
+                        for k, v in r.items()
+                    }
+                    for r in runs
+                ]
+            )
+            for side, runs in (("share", results["share"]), ("HA", results["ha"]))
+        )
+    )
+
+
+def _resumed(
+    frames: list[float], dropped: float, served: float | None, returned: float
+) -> float | None:
+    """Seconds from returned to a player's first frame of new video.
+
+    Players show (ffmpeg decodes) what they buffered before the drop for a
+    while after it: the drop's stall is the longest one that ends once new
+    video is served.
+    """
+    if served is None:
+        return None
+    after = [at for at in frames if at > dropped]
+    gaps = [
+        (later - earlier, later)
+        for earlier, later in itertools.pairwise([dropped, *after])
+        if later >= served
+    ]
+    return max(gaps)[1] - returned if gaps else None
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    """The median of the runs; None (never) counts as the longest."""
+    ordered = sorted(values, key=lambda v: math.inf if v is None else v)
+    return ordered[len(ordered) // 2] if ordered else None
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f} s"
 
 
 def _smooth_lines(name: str, play: dict[str, Any], rate: float, play_s: float) -> None:
@@ -500,9 +780,12 @@ async def main() -> int:
         default=list(CLIENTS),
         help="first-frame clients to measure (smoothness is always measured)",
     )
+    parser.add_argument(
+        "--drops", type=int, default=3, help="camera drops, each side (5 s each)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
     args = parser.parse_args()
-    plan = Plan(args.runs, args.play, tuple(args.clients))
+    plan = Plan(args.runs, args.play, tuple(args.clients), args.drops)
     for tool in ("ffprobe", "ffmpeg", "chromium", "rtsp-server-perl"):
         if shutil.which(tool) is None:
             sys.exit(f"time_to_first_frame: {tool} is not installed (scripts/setup)")

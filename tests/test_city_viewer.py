@@ -24,6 +24,7 @@ from tools.city.watch import ViewerServer
 
 from .common import City, requested
 from .conftest import EXTERNAL_URL, WEBHOOK_ID, SourceCamera
+from .live_camera import FPS as CAMERA_FPS, LiveCamera
 from .video import FPS
 
 # The camera answers only after this long, as RTSP cameras often take: the
@@ -122,6 +123,59 @@ async def test_browser_plays_a_video_only_share_smoothly(
     # on loopback, while that segment was the newest in the playlist.
     assert stats["fetches"], stats
     assert max(stats["fetches"].values()) <= 2, stats["fetches"]
+
+
+async def test_browser_plays_a_doorbell_with_4_s_keyframes_through_a_drop(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    camera: SourceCamera,
+    city: City,
+) -> None:
+    """hls.js plays a camera joined 1 s after a keyframe sent every 4 s, and on.
+
+    The camera then drops for 5 s: hls.js waits and plays again, without a
+    fatal error (Home Assistant's numbering after a reconnect made hls.js
+    give up with "media sequence mismatch").
+    """
+    doorbell = LiveCamera("doorbell", keyframe_s=4, join_s=1)
+    hass.http.register_view(doorbell.view)
+    client = await hass_client_no_auth()
+    base = str(client.make_url("")).rstrip("/")
+    camera.source = f"{base}{doorbell.path}"
+    await hass.services.async_call(
+        "switch",
+        "turn_on",
+        {"entity_id": "switch.front_door_consent_to_share"},
+        blocking=True,
+    )
+    body, headers = city.sign(requested("JPD-RTCC-0098"))
+    response = await client.post(
+        f"/api/webhook/{WEBHOOK_ID}", data=body, headers=headers
+    )
+    assert response.status == 201
+    stream_url = (await response.json())["stream_url"].replace(EXTERNAL_URL, base)
+    with ViewerServer(0) as viewer:
+        async with chromium() as page:
+            await page.goto(viewer.page_url(stream_url))
+            async with asyncio.timeout(20):
+                while (await page.js("window.viewerStats.firstFrameMs")) is None:
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(4)
+            before = await page.js("window.viewerStats")
+            doorbell.drop(5)
+            await asyncio.sleep(5)
+            returned = await page.js("window.viewerStats.frames")
+            # Back on its next keyframe, 3 s after the reconnection.
+            await asyncio.sleep(10)
+            after = await page.js("window.viewerStats")
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    # At least the first segment, a second of video (hls.js may then wait
+    # for the second one whole: it starts without a keyframe).
+    assert before["frames"] >= CAMERA_FPS, before
+    assert after["fatal"] is None, after
+    assert after["frames"] - returned >= 2 * CAMERA_FPS, after
+    assert "levelParsingError" not in after["errors"], after
 
 
 @pytest.mark.usefixtures("socket_enabled")

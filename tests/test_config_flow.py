@@ -514,6 +514,62 @@ async def test_reconfigure_generates_secret(
     await hass.async_block_till_done()
 
 
+async def test_reconfigure_changes_only_the_agency(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """Keeping the key: no key to enter again, no reload, the change on record."""
+    session = integration.runtime_data.session
+    result = await _reconfigure(hass, integration, "change_key")
+    assert result["data_schema"]({CONF_AGENCY_NAME: "x"})["key_mode"] == "keep"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_AGENCY_NAME: "Hinds County RTCC", "key_mode": "keep"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "agency_changed"
+    await hass.async_block_till_done()
+    assert integration.data[CONF_AGENCY_NAME] == "Hinds County RTCC"
+    assert integration.data[CONF_VERIFICATION_KEY] == SECRET
+    # The same session: the entry was not reloaded.
+    assert integration.runtime_data.session is session
+    assert session.agency == "Hinds County RTCC"
+    records = await integration.runtime_data.audit.async_export(None, None)
+    assert [(r["event"], r.get("changed")) for r in records[-1:]] == [
+        ("options_changed", ["agency_name"])
+    ]
+
+
+async def test_reconfigure_keeping_everything_changes_nothing(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """The same name and the key kept: nothing saved, nothing recorded."""
+    before = await integration.runtime_data.audit.async_export(None, None)
+    result = await _reconfigure(hass, integration, "change_key")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_AGENCY_NAME: integration.data[CONF_AGENCY_NAME], "key_mode": "keep"},
+    )
+    assert result["reason"] == "nothing_changed"
+    await hass.async_block_till_done()
+    assert await integration.runtime_data.audit.async_export(None, None) == before
+
+
+async def test_reconfigure_keep_with_a_pasted_key_is_refused(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """A key pasted while keeping the current one would be dropped: an error."""
+    result = await _reconfigure(hass, integration, "change_key")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_AGENCY_NAME: "Jackson PD RTCC",
+            "key_mode": "keep",
+            CONF_VERIFICATION_KEY: CITY_PUBLIC_KEY,
+        },
+    )
+    assert result["errors"] == {CONF_VERIFICATION_KEY: "key_with_keep"}
+    assert integration.data[CONF_VERIFICATION_KEY] == SECRET
+
+
 async def test_reconfigure_errors(
     hass: HomeAssistant, integration: MockConfigEntry
 ) -> None:

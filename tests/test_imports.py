@@ -29,8 +29,34 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
             "StreamOutput",
             "StreamSettings",
         },
+        "homeassistant.components.stream.exceptions": {"StreamWorkerError"},
         "homeassistant.components.stream.hls": {"HlsStreamOutput"},
     },
+    "live/hls_worker.py": {
+        "homeassistant.components.stream.const": {"AUDIO_CODECS", "SOURCE_TIMEOUT"},
+        "homeassistant.components.stream.core": {
+            "STREAM_SETTINGS_NON_LL_HLS",
+            "KeyFrameConverter",
+            "StreamOutput",
+            "StreamSettings",
+        },
+        "homeassistant.components.stream.diagnostics": {"Diagnostics"},
+        "homeassistant.components.stream.exceptions": {
+            "StreamEndedError",
+            "StreamWorkerError",
+        },
+        "homeassistant.components.stream.hls": {"HlsStreamOutput"},
+        "homeassistant.components.stream.worker": {
+            "PeekIterator",
+            "StreamMuxer",
+            "StreamState",
+            "TimestampValidator",
+            "closing_stream_worker",
+            "get_audio_bitstream_filter",
+            "repair_initial_missing_dts",
+        },
+    },
+    "live/hls_reload.py": {"homeassistant.components.stream.hls": {"HlsStreamOutput"}},
     "live/hls_playlists.py": {
         "homeassistant.components.stream.const": {
             "FORMAT_CONTENT_TYPE",

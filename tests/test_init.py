@@ -2,6 +2,7 @@
 
 import base64
 from datetime import timedelta
+import errno
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -9,7 +10,11 @@ from unittest.mock import patch
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
@@ -19,7 +24,12 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.rtcc_share.config_flow import CONF_KEY_MODE, KEY_MODE_PUBLIC_KEY
+from custom_components.rtcc_share import audit_file
+from custom_components.rtcc_share.config_flow import (
+    CONF_KEY_MODE,
+    KEY_MODE_KEEP,
+    KEY_MODE_PUBLIC_KEY,
+)
 from custom_components.rtcc_share.const import (
     CONF_AGENCY_NAME,
     CONF_CAMERA_ENTITY_ID,
@@ -27,7 +37,17 @@ from custom_components.rtcc_share.const import (
     DOMAIN,
 )
 
-from .common import CAMERA, CONSENT, EXTERNAL_URL, WEBHOOK_ID, City, requested
+from .common import (
+    CAMERA,
+    CITY_PUBLIC_KEY,
+    CONSENT,
+    EXTERNAL_URL,
+    WEBHOOK_ID,
+    WEBHOOK_URL,
+    City,
+    requested,
+    turn_on_consent,
+)
 from .conftest import SourceCamera
 
 
@@ -214,3 +234,94 @@ async def test_no_external_url_raises_a_repair_at_setup(
     assert await hass.config_entries.async_remove(config_entry.entry_id)
     await hass.async_block_till_done()
     assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def _change_key(
+    hass: HomeAssistant, entry: MockConfigEntry, user_input: dict[str, Any]
+) -> str:
+    """Submit Reconfigure → Change the agency or the key; return the abort reason."""
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "change_key"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input
+    )
+    await hass.async_block_till_done()
+    return str(result["reason"])
+
+
+async def test_a_new_agency_name_keeps_a_live_share(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """Only the name changes: no reload, the share goes on, the device shows it."""
+    client = await hass_client_no_auth()
+    await turn_on_consent(hass)
+    grant = await _grant(hass, client, city, "A-1")
+    assert (
+        await _change_key(
+            hass,
+            integration,
+            {CONF_AGENCY_NAME: "Hinds County RTCC", CONF_KEY_MODE: KEY_MODE_KEEP},
+        )
+        == "agency_changed"
+    )
+    session = integration.runtime_data.session
+    assert session.live is not None
+    assert session.live.grant.activation_id == "A-1"
+    assert (
+        await client.get(grant["stream_url"].removeprefix(EXTERNAL_URL))
+    ).status == 200
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, integration.entry_id), integration.entry_id
+    )
+    assert device is not None
+    assert device.model == "Shared with Hinds County RTCC"
+    records = await integration.runtime_data.audit.async_export(None, None)
+    assert [r["event"] for r in records][-2:] == [
+        "activation_granted",
+        "options_changed",
+    ]
+    assert records[-1]["changed"] == ["agency_name"]
+
+
+async def test_a_new_key_applies_even_while_the_log_cannot_be_written(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    city: City,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key change protects the resident: it never waits for the audit log."""
+    client = await hass_client_no_auth()
+    real = audit_file._pwrite_all
+
+    def full(fd: int, data: bytes, offset: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(audit_file, "_pwrite_all", full)
+    assert (
+        await _change_key(
+            hass,
+            integration,
+            {
+                CONF_AGENCY_NAME: "Jackson PD RTCC",
+                CONF_KEY_MODE: KEY_MODE_PUBLIC_KEY,
+                CONF_VERIFICATION_KEY: CITY_PUBLIC_KEY,
+            },
+        )
+        == "reconfigure_successful"
+    )
+    body, headers = city.sign(requested("A-1"))
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
+    assert response.status == 401
+    monkeypatch.setattr(audit_file, "_pwrite_all", real)
+    body, headers = City(CITY_PUBLIC_KEY).sign(requested("A-2", recipient=WEBHOOK_ID))
+    response = await client.post(WEBHOOK_URL, data=body, headers=headers)
+    assert response.status == 403  # consent is off: verified with the new key
+    records = await integration.runtime_data.audit.async_export(None, None)
+    assert "key_rotated" in [r["event"] for r in records]

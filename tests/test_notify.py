@@ -132,7 +132,7 @@ async def test_notification_and_logbook_in_spanish(
     until = dt_util.as_local(spanish.runtime_data.session.live.grant.expires)
     assert (
         "está viendo Front door por un incidente (Disparos, CAD-20-118233)"
-        " a 110 m de tu casa, comunicado por el operador op-17,"
+        " a 110 m de su casa, comunicado por el operador op-17,"
         f" hasta las {until.hour}:{until.minute:02}."
     ) in notification["message"]
     assert _logbook(hass, EVENT_GRANTED, granted[0].data) == (
@@ -488,6 +488,6 @@ async def test_test_run_notification_in_spanish(
     )
     notification = _notification(hass)
     assert notification["title"] == "PRUEBA – Cámara compartida con la policía"
-    assert notification["message"].startswith("Esta es una prueba que iniciaste")
-    assert "(Disparos, TEST) a 0 m de tu casa" in notification["message"]
+    assert notification["message"].startswith("Esta es una prueba que usted inició")
+    assert "(Disparos, TEST) a 0 m de su casa" in notification["message"]
     await hass.config_entries.async_unload(spanish.entry_id)

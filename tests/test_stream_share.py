@@ -17,6 +17,7 @@ import av
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import persistent_notification
 from homeassistant.components.stream import CONF_EXTRA_PART_WAIT_TIME
+from homeassistant.components.stream.diagnostics import Diagnostics
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant
 import pytest
@@ -28,10 +29,17 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
+from custom_components.rtcc_share.live import hls_worker
+from custom_components.rtcc_share.live.hls_playlists import SEQUENCE_OFFSET
 from custom_components.rtcc_share.live.hls_share import RTSP_VIDEO_ONLY, HlsShare
 from custom_components.rtcc_share.live.hls_stream import (
     has_non_video_track,
     share_stream_settings,
+)
+from custom_components.rtcc_share.live.hls_worker import (
+    HEALTHY_S,
+    Backoff,
+    ShareStreamState,
 )
 
 from .common import (
@@ -45,6 +53,7 @@ from .common import (
     turn_on_consent,
 )
 from .conftest import SourceCamera
+from .live_camera import LiveCamera, write_recording
 from .video import make_video
 
 
@@ -205,21 +214,20 @@ async def test_every_end_revokes_every_url(
 
 
 async def test_blocking_playlist_request_is_released(
-    hass: HomeAssistant, grant: Any, integration: MockConfigEntry
+    hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
 ) -> None:
     """An LL-HLS request waiting for a future part returns 404 on revoke, at once."""
+    _watch(grant, camera, live_cameras["fast"])
     _, _, viewer = await grant()
-    await viewer.files()
+    assert (await viewer.get("master_playlist.m3u8"))[0] == 200
     track = integration.runtime_data.session.live.stream.provider
-    # The file source is read to its end: the last segment is then complete
-    # and nothing new comes until HA's worker retries.
-    async with asyncio.timeout(20):
-        last = -1
-        while not (track.last_segment.complete and track.last_sequence == last):
-            last = track.last_sequence
-            await asyncio.sleep(0.3)
+    # The live camera makes that part a second or more from now.
     waiting = asyncio.ensure_future(
-        viewer.get(f"playlist.m3u8?_HLS_msn={last + 2}&_HLS_part=0")
+        viewer.get(f"playlist.m3u8?_HLS_msn={track.last_sequence + 2}&_HLS_part=0")
     )
     await asyncio.sleep(0.1)
     assert not waiting.done()
@@ -241,9 +249,15 @@ async def test_late_viewer_still_gets_video(
 
 
 async def test_ten_viewers_one_upstream(
-    hass: HomeAssistant, grant: Any, integration: MockConfigEntry
+    hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
 ) -> None:
     """Ten concurrent viewers share one worker: one upstream connection."""
+    live_camera = live_cameras["fast"]
+    _watch(grant, camera, live_camera)
     _, _, viewer = await grant()
     results = await asyncio.gather(
         *(viewer.get("master_playlist.m3u8") for _ in range(10))
@@ -251,6 +265,8 @@ async def test_ten_viewers_one_upstream(
     assert [status for status, _ in results] == [200] * 10
     live = integration.runtime_data.session.live
     assert live.stream.stream.get_diagnostics()["start_worker"] == 1
+    # The grant's probe for audio, then the stream's one connection.
+    assert live_camera.connections == 2
     assert len(live.stream.table.viewers) == 1
     # The resident sees the viewer count as soon as a viewer appears.
     state = hass.states.get("binary_sensor.front_door_live_share")
@@ -354,6 +370,7 @@ async def test_unknown_token_and_file_404(hass: HomeAssistant, grant: Any) -> No
 
 async def test_each_share_has_its_own_live_settings(
     hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
     grant: Any,
     camera: SourceCamera,
     integration: MockConfigEntry,
@@ -362,6 +379,7 @@ async def test_each_share_has_its_own_live_settings(
     ha_settings = hass.data["stream"]["settings"]
     before = dataclasses.replace(ha_settings)
     camera.stream_options = {CONF_EXTRA_PART_WAIT_TIME: 2.0}
+    _watch(grant, camera, live_cameras["fast"])
     status, _, viewer = await grant()
     assert status == 201
     share = integration.runtime_data.session.live.stream
@@ -372,18 +390,14 @@ async def test_each_share_has_its_own_live_settings(
     # As HA derives them for a 0.55 s part, plus the camera's extra wait.
     assert settings.hls_advance_part_limit == 5
     assert settings.hls_part_timeout == pytest.approx(3.1)
-    # Segments are cut at every keyframe of the 1 s test video.
-    # The playlist answers once one segment is complete: reload, as a player
-    # does, until it lists a second.
-    for _ in range(50):
-        playlist = (await viewer.files())["playlist"][1].decode()
-        durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", playlist)]
-        if len(durations) >= 2:
-            break
-        await asyncio.sleep(0.1)
-    # (The file's last segment may end early.)
-    assert len(durations) >= 2
-    assert all(d == pytest.approx(1.0, abs=0.15) for d in durations[:-1]), playlist
+    # Segments are cut at every keyframe of the camera, a second apart.
+    async with asyncio.timeout(15):
+        while share.provider.last_sequence < 3:
+            await asyncio.sleep(0.1)
+    playlist = (await viewer.get("playlist.m3u8"))[1].decode()
+    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", playlist)]
+    assert len(durations) == 3
+    assert durations == [pytest.approx(1.0, abs=0.15)] * 3, playlist
     assert "#EXT-X-PART-INF:PART-TARGET=0.550" in playlist
     # Home Assistant's own settings, and its own stream of the camera, keep HA's.
     assert ha_settings == before
@@ -406,13 +420,9 @@ async def test_audio_appearing_on_reconnect_is_never_served(
     video_file: Path,
     video_with_audio: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A source that gains audio on a reconnect: not one byte of it is served."""
-    # HA's worker reconnects to the (file) source as soon as it ends.
-    monkeypatch.setattr(
-        "homeassistant.components.stream.STREAM_RESTART_INCREMENT", 0.05
-    )
+    # The share's worker reconnects to the (file) source soon after it ends.
     source = tmp_path / "doorbell.mp4"
     shutil.copy(video_file, source)
     camera.source = str(source)
@@ -449,14 +459,17 @@ def test_only_video_tracks_pass(video_file: Path, video_with_audio: Path) -> Non
 
 
 async def test_playlists_answer_once_one_segment_is_complete(
-    hass: HomeAssistant, grant: Any, camera: SourceCamera, tmp_path: Path
+    hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
+    grant: Any,
+    camera: SourceCamera,
 ) -> None:
     """With a single segment made, the master and a plain playlist answer at once.
 
-    Home Assistant's own views wait for a second segment, which this source
-    only makes when HA's worker retries, 10 s later.
+    Home Assistant's own views wait for a second segment, a second later
+    with this camera.
     """
-    camera.source = str(make_video(tmp_path / "one.mp4", seconds=1))
+    _watch(grant, camera, live_cameras["fast"])
     status, _, viewer = await grant()
     assert status == 201
     async with asyncio.timeout(5):
@@ -476,6 +489,10 @@ async def test_playlists_answer_once_one_segment_is_complete(
     await asyncio.sleep(0.2)
     assert not waiting.done()
     waiting.cancel()
+    # Without a part, for that segment whole.
+    status, playlist = await viewer.get("playlist.m3u8?_HLS_msn=1")
+    assert status == 200
+    assert b"./segment/1.m4s" in playlist
 
 
 async def test_players_see_segments_numbered_from_one(
@@ -484,6 +501,7 @@ async def test_players_see_segments_numbered_from_one(
     camera: SourceCamera,
     integration: MockConfigEntry,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The worker's segment 0 is segment 1 in the playlist, its URLs and requests.
 
@@ -491,6 +509,9 @@ async def test_players_see_segments_numbered_from_one(
     and fetches its parts again and again while it is the newest one.
     """
     camera.source = str(make_video(tmp_path / "one.mp4", seconds=1))
+    # One segment only: the file's end is not followed by a reconnection.
+    monkeypatch.setattr(hls_worker, "FIRST_RETRY_S", 60)
+    monkeypatch.setattr(hls_worker, "MAX_RETRY_S", 60)
     status, _, viewer = await grant()
     assert status == 201
     async with asyncio.timeout(5):
@@ -574,12 +595,8 @@ async def test_audio_appearing_ends_the_share_audited_and_told(
     video_file: Path,
     video_with_audio: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The share ends with its own reason, in the audit log and for the resident."""
-    monkeypatch.setattr(
-        "homeassistant.components.stream.STREAM_RESTART_INCREMENT", 0.05
-    )
     source = tmp_path / "doorbell.mp4"
     shutil.copy(video_file, source)
     camera.source = str(source)
@@ -613,3 +630,335 @@ async def test_token_never_in_home_assistants_request_log(
     assert files["master"][0] == 200
     token = data["stream_url"].split("/")[-2]
     assert token not in caplog.text
+
+
+# A live camera that a share joins in the middle of a keyframe interval, that
+# drops and that hangs (tests/live_camera.py).
+
+
+@pytest.fixture
+def live_cameras(hass: HomeAssistant, camera: SourceCamera) -> dict[str, LiveCamera]:
+    """Live cameras served by Home Assistant's HTTP server (before any client)."""
+    cameras = {
+        # A doorbell sending a keyframe every 4 s, joined 1 s after one.
+        "slow": LiveCamera("slow", keyframe_s=4, join_s=1),
+        # One sending a keyframe a second, joined half way.
+        "fast": LiveCamera("fast", keyframe_s=1, join_s=0.5),
+    }
+    for live in cameras.values():
+        hass.http.register_view(live.view)
+    return cameras
+
+
+def _watch(grant: Any, camera: SourceCamera, live: LiveCamera) -> None:
+    """Make the front door camera's stream source this live camera."""
+    camera.source = str(grant.client.make_url(live.path))
+
+
+def _numbers(playlist: str) -> dict[int, int]:
+    """Each segment listed (whole or in parts): its discontinuity sequence number.
+
+    Asserts what RFC 8216 requires of a live playlist: the segments' own
+    numbers are their media sequence numbers (consecutive from
+    EXT-X-MEDIA-SEQUENCE), each EXT-X-DISCONTINUITY adding one to
+    EXT-X-DISCONTINUITY-SEQUENCE.
+    """
+    media = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", playlist)[1])  # type: ignore[index]
+    discontinuity = int(
+        re.search(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", playlist)[1]  # type: ignore[index]
+    )
+    numbers: dict[int, int] = {}
+    for line in playlist.splitlines():
+        if line == "#EXT-X-DISCONTINUITY":
+            discontinuity += 1
+        elif line.startswith("#EXT-X-PRELOAD-HINT"):
+            continue  # a part to come, not yet in the playlist
+        elif found := re.search(r"(?:^|URI=\")\./segment/(\d+)(?:\.\d+)?\.m4s", line):
+            numbers.setdefault(int(found[1]), discontinuity)
+    assert list(numbers) == list(range(media, media + len(numbers))), playlist
+    return numbers
+
+
+async def test_camera_joined_between_keyframes_without_timestamps_is_shared(
+    hass: HomeAssistant,
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+    tmp_path: Path,
+) -> None:
+    """Frames before the first keyframe carry no timestamps: the share waits them out.
+
+    What an RTSP camera joined mid-interval sends: Home Assistant's worker
+    stopped at the seventh such frame and retried 10 s later, forever.
+    """
+    camera.source = str(
+        write_recording(tmp_path / "doorbell.ts", keyframe_s=4, join_s=1, seconds=9)
+    )
+    status, _, viewer = await grant()
+    assert status == 201
+    async with asyncio.timeout(10):
+        master_status, _ = await viewer.get("master_playlist.m3u8")
+    assert master_status == 200
+    init_status, init = await viewer.get("init.mp4")
+    # Players see the worker's first segment as number 1.
+    segment_status, segment = await viewer.get("segment/1.m4s")
+    assert (init_status, segment_status) == (200, 200)
+    frames = await hass.async_add_executor_job(_keyframes, init, segment)
+    # 1.5 s at 10 fps, from the camera's first keyframe.
+    assert frames == [True] + [False] * 14
+
+
+def _keyframes(init: bytes, segment: bytes) -> list[bool]:
+    with av.open(io.BytesIO(init + segment)) as container:
+        return [frame.key_frame for frame in container.decode(video=0)]
+
+
+async def test_first_segment_is_short_when_keyframes_are_seconds_apart(
+    hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+) -> None:
+    """A camera with 4 s keyframes: the first segment is 1.5 s, not 4 s.
+
+    So a player that reads whole segments (ffmpeg, VLC) sees the camera
+    1.5 s after its first keyframe. The second segment starts without a
+    keyframe (so the playlist does not claim independent segments; parts
+    say which are) and ends at the camera's next one.
+    """
+    live = live_cameras["slow"]
+    _watch(grant, camera, live)
+    status, _, viewer = await grant()
+    assert status == 201
+    async with asyncio.timeout(15):
+        assert (await viewer.get("master_playlist.m3u8"))[0] == 200
+    track = integration.runtime_data.session.live.stream.provider
+    async with asyncio.timeout(10):
+        while track.last_sequence < 2:
+            await asyncio.sleep(0.1)
+    playlist = (await viewer.get("playlist.m3u8"))[1].decode()
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" not in playlist
+    assert not re.search(r"^#EXT-X-DISCONTINUITY$", playlist, re.MULTILINE)
+    durations = {
+        int(number): float(duration)
+        for duration, number in re.findall(
+            r"#EXTINF:([\d.]+),\n\./segment/(\d+)\.m4s", playlist
+        )
+    }
+    assert durations == {
+        SEQUENCE_OFFSET: pytest.approx(1.5, abs=0.15),
+        SEQUENCE_OFFSET + 1: pytest.approx(2.5, abs=0.15),
+    }
+    independent = re.findall(r'segment/(\d+)\.0\.m4s",INDEPENDENT=YES', playlist)
+    assert independent == [str(SEQUENCE_OFFSET), str(SEQUENCE_OFFSET + 2)], playlist
+    # One connection: the worker waited for the keyframe instead of failing.
+    diagnostics = integration.runtime_data.session.live.stream.stream.get_diagnostics()
+    assert (diagnostics["start_worker"], diagnostics.get("worker_error", 0)) == (1, 0)
+    # (The first connection is the grant's probe for audio.)
+    assert live.connections == 2
+
+
+async def test_dropped_camera_is_reconnected_and_playlists_stay_consistent(
+    hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A camera gone for 3 s: video again soon after, numbering without gaps.
+
+    Home Assistant's worker waited 10 s before reconnecting, then skipped a
+    sequence number, which made hls.js stop for good.
+    """
+    live = live_cameras["fast"]
+    _watch(grant, camera, live)
+    status, _, viewer = await grant()
+    assert status == 201
+    track = integration.runtime_data.session.live.stream.provider
+    async with asyncio.timeout(15):
+        assert (await viewer.get("master_playlist.m3u8"))[0] == 200
+        while track.last_sequence < 2:
+            await asyncio.sleep(0.1)
+    seen: dict[int, int] = {}
+
+    async def reload(query: str = "") -> tuple[float, int]:
+        """Fetch the playlist, check it against every earlier one.
+
+        Return the seconds it took and the first segment listed.
+        """
+        began = asyncio.get_running_loop().time()
+        status, body = await viewer.get(f"playlist.m3u8{query}")
+        assert status == 200, (query, status)
+        numbers = _numbers(body.decode())
+        for number, discontinuity in numbers.items():
+            assert seen.setdefault(number, discontinuity) == discontinuity, body
+        return asyncio.get_running_loop().time() - began, min(numbers)
+
+    await reload()
+    live.drop(3)
+    loop = asyncio.get_running_loop()
+    dropped_at = loop.time()
+    before = track.last_sequence
+    # A player waiting for the next part gets the playlist, not a 404, within
+    # three target durations.
+    waited, _ = await reload(f"?_HLS_msn={before + 1 + SEQUENCE_OFFSET}&_HLS_part=0")
+    assert waited <= 3 * track.target_duration + 1
+    while loop.time() - dropped_at < 3:
+        await reload()
+        await asyncio.sleep(0.2)
+    # Back: a new segment, after one discontinuity, well before HA's 10 s.
+    async with asyncio.timeout(6):
+        await reload(f"?_HLS_msn={before + 1 + SEQUENCE_OFFSET}&_HLS_part=0")
+    # Until the reconnection's first segment is the first one listed.
+    async with asyncio.timeout(10):
+        while (first := (await reload())[1]) < min(
+            n for n, d in seen.items() if d == 1
+        ):
+            await asyncio.sleep(0.2)
+    assert seen[first] == 1
+    assert sorted(set(seen.values())) == [0, 1]
+    assert list(seen) == list(range(min(seen), max(seen) + 1))
+    # The grant's probe for audio, the stream, the stream again.
+    assert live.connections == 3
+    # The resident's log says so once, not once per attempt.
+    dropped = [r for r in caplog.records if "camera dropped" in r.getMessage()]
+    assert [r.levelno for r in dropped if r.levelno >= logging.WARNING] == [
+        logging.WARNING
+    ]
+
+
+async def test_blocking_request_to_a_hung_camera_is_answered(
+    hass: HomeAssistant,
+    live_cameras: dict[str, LiveCamera],
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+) -> None:
+    """A camera silent with its connection open: playlists answer, never 404.
+
+    Home Assistant's view answered a request for the next part 404 after
+    about a second: hls.js gave up on a live share, ffmpeg took it as ended.
+    """
+    live = live_cameras["fast"]
+    _watch(grant, camera, live)
+    status, _, viewer = await grant()
+    assert status == 201
+    track = integration.runtime_data.session.live.stream.provider
+    async with asyncio.timeout(15):
+        assert (await viewer.get("master_playlist.m3u8"))[0] == 200
+        while not track.last_segment.complete or track.last_sequence < 1:
+            await asyncio.sleep(0.1)
+    live.hang(6)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    last = track.last_segment
+    status, body = await viewer.get(
+        f"playlist.m3u8?_HLS_msn={last.sequence + SEQUENCE_OFFSET}"
+        f"&_HLS_part={len(last.parts) + 1}"
+    )
+    waited = loop.time() - began
+    assert status == 200
+    assert 2 * track.target_duration <= waited <= 3 * track.target_duration + 1
+    _numbers(body.decode())
+    assert (await viewer.get("playlist.m3u8"))[0] == 200
+    assert (await viewer.get("master_playlist.m3u8"))[0] == 200
+    # After the hang the share has video again.
+    async with asyncio.timeout(15):
+        while track.last_sequence <= last.sequence + 1:
+            await asyncio.sleep(0.2)
+    _numbers((await viewer.get("playlist.m3u8"))[1].decode())
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_HLS_msn=abc",
+        "_HLS_msn=1&_HLS_part=x",
+        "_HLS_msn=1e3",
+        "_HLS_msn=" + "9" * 5000,
+        "_HLS_msn=1&_HLS_part=" + "9" * 5000,
+        "_HLS_msn=-1",
+        "_HLS_msn=",
+        "_HLS_part=0",
+    ],
+    ids=[
+        "msn",
+        "part",
+        "exponent",
+        "msn5000",
+        "part5000",
+        "negative",
+        "empty",
+        "part-only",
+    ],
+)
+async def test_malformed_blocking_request_is_a_bad_request(
+    hass: HomeAssistant, grant: Any, caplog: pytest.LogCaptureFixture, query: str
+) -> None:
+    """A malformed delivery directive: 400 at once, nothing in the resident's log."""
+    _, _, viewer = await grant()
+    assert (await viewer.get("master_playlist.m3u8"))[0] == 200
+    caplog.clear()
+    status, _ = await viewer.get(f"playlist.m3u8?{query}")
+    assert status == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_playlists_of_a_camera_sending_nothing_are_unavailable_not_gone(
+    hass: HomeAssistant,
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No video yet long after the grant: 503 (try again), 404 only once ended."""
+    monkeypatch.setattr(
+        "custom_components.rtcc_share.live.hls_playlists.SOURCE_TIMEOUT", 0.5
+    )
+    camera.source = "rtsp://127.0.0.1:9/doorbell"
+    status, _, viewer = await grant()
+    assert status == 201
+    for name in (
+        "master_playlist.m3u8",
+        "playlist.m3u8",
+        "playlist.m3u8?_HLS_msn=0&_HLS_part=0",
+    ):
+        assert (await viewer.get(name))[0] == 503, name
+    await integration.runtime_data.session.async_end("stopped_by_resident")
+    assert (await viewer.get("master_playlist.m3u8"))[0] == 404
+
+
+def test_segments_and_discontinuities_are_numbered_without_gaps(
+    hass: HomeAssistant,
+) -> None:
+    """A connection that ends before its segment exists leaves no number unused.
+
+    Nor does a connection that made no segment count as a discontinuity.
+    """
+    state = ShareStreamState(hass, dict, Diagnostics())
+    assert (state.next_sequence(), state.stream_id) == (0, 0)
+    state.segment_made()
+    assert state.next_sequence() == 1  # the connection drops before segment 1
+    state.discontinuity()
+    assert (state.next_sequence(), state.stream_id) == (1, 1)
+    state.discontinuity()  # a connection that made nothing
+    state.discontinuity()
+    assert (state.next_sequence(), state.stream_id) == (1, 1)
+    state.segment_made()
+    state.discontinuity()
+    assert (state.next_sequence(), state.stream_id) == (2, 2)
+
+
+def test_reconnects_promptly_and_bounded() -> None:
+    """A working camera that drops is retried after 0.25 s, then every 0.5 s."""
+    backoff = Backoff()
+    assert [backoff.next_delay(60)] + [backoff.next_delay(0.1) for _ in range(4)] == [
+        0.25,
+        0.5,
+        0.5,
+        0.5,
+        0.5,
+    ]
+    assert backoff.next_delay(HEALTHY_S) == 0.25

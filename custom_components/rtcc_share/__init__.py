@@ -3,7 +3,7 @@
 from homeassistant.const import EVENT_CORE_CONFIG_UPDATE, Platform
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.helper_integration import async_handle_source_entity_changes
 from homeassistant.helpers.typing import ConfigType
 
@@ -11,6 +11,7 @@ from . import webhook
 from .activation import Activations
 from .audit import AuditLog, AuditUnavailableError
 from .const import (
+    CONF_AGENCY_NAME,
     CONF_AUDIT_RETENTION_DAYS,
     CONF_CAMERA_ENTITY_ID,
     CONF_VERIFICATION_KEY,
@@ -18,6 +19,7 @@ from .const import (
     SECRET_PREFIX,
 )
 from .data import RtccShareConfigEntry, RtccShareData
+from .entity import device_model
 from .history import ShareHistory
 from .live import hls_view, http, tokens, webrtc_view
 from .live.instant_start import InstantStart
@@ -184,31 +186,55 @@ async def _async_stop(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:
 async def _async_entry_updated(
     hass: HomeAssistant, entry: RtccShareConfigEntry
 ) -> None:
-    """Record what the resident changed.
+    """Record what the resident changed, and apply it.
 
-    New options apply from the next request, without a reload (which would
-    end a live share). New data (the key, the agency) needs a reload, which
-    this listener schedules: the one place that does.
+    New options, and a new agency name, apply at once, without a reload
+    (which would end a live share); both are recorded as `options_changed`.
+    Any other new data (the key, a renamed camera) needs a reload, which this
+    listener schedules: the one place that does. Records that cannot be
+    written now wait: the change never waits for the audit log.
     """
     session = entry.runtime_data.session
-    changed = sorted(
-        key
-        for key in {*entry.options, *session.options}
-        if entry.options.get(key) != session.options.get(key)
-    )
+    changed = [
+        option
+        for option in {*entry.options, *session.options}
+        if entry.options.get(option) != session.options.get(option)
+    ]
+    if entry.data[CONF_AGENCY_NAME] != session.agency:
+        changed.append(CONF_AGENCY_NAME)
     if changed:
-        await session.audit.async_append(AuditEvent.OPTIONS_CHANGED, changed=changed)
-        session.async_update_options(dict(entry.options))
-    if dict(entry.data) == session.data:
-        return
+        await session.audit.async_try_append(
+            AuditEvent.OPTIONS_CHANGED, changed=sorted(changed)
+        )
     if (key := entry.data[CONF_VERIFICATION_KEY]) != session.data[
         CONF_VERIFICATION_KEY
     ]:
         key_type = "v1" if key.startswith(SECRET_PREFIX) else "v1a"
-        await session.audit.async_append(AuditEvent.KEY_ROTATED, key_type=key_type)
-    # The reload ends a live share: the old key must not keep it going.
+        await session.audit.async_try_append(AuditEvent.KEY_ROTATED, key_type=key_type)
+    reload = any(
+        entry.data.get(field) != session.data.get(field)
+        for field in {*entry.data, *session.data} - {CONF_AGENCY_NAME}
+    )
     session.data = dict(entry.data)
-    hass.config_entries.async_schedule_reload(entry.entry_id)
+    if reload:
+        # The reload ends a live share: the old key must not keep it going.
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+    elif changed:
+        if CONF_AGENCY_NAME in changed:
+            _async_name_device(hass, entry)
+        session.async_update_options(dict(entry.options))
+
+
+@callback
+def _async_name_device(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:
+    """Show the new agency on the entry's device, as a setup would."""
+    devices = dr.async_get(hass)
+    if device := devices.async_get_device_by_identifier(
+        (DOMAIN, entry.entry_id), entry.entry_id
+    ):
+        devices.async_update_device(
+            device.id, model=device_model(entry.runtime_data.session.agency)
+        )
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> bool:

@@ -68,6 +68,8 @@ from .source_camera import camera_to_store
 CONF_KEY_MODE = "key_mode"
 KEY_MODE_GENERATE = "generate"
 KEY_MODE_PUBLIC_KEY = "public_key"
+# Reconfigure only: change the agency's name and nothing else.
+KEY_MODE_KEEP = "keep"
 AGENCY_NAME_MAX_LEN = 100
 # What the hand-over screens say about the webhook URL they show.
 URL_PATH_ONLY = "webhook_path_only"
@@ -77,6 +79,7 @@ NOT_NOTIFY_TARGETS = frozenset({"send_message", "persistent_notification"})
 
 _INCIDENT_TYPE_RE = re.compile(INCIDENT_TYPE_PATTERN)
 
+
 KEY_MODE_SELECTOR = SelectSelector(
     SelectSelectorConfig(
         options=[KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE],
@@ -84,24 +87,38 @@ KEY_MODE_SELECTOR = SelectSelector(
         mode=SelectSelectorMode.LIST,
     )
 )
+# Reconfigure also offers to keep the key, to change only the agency's name.
+RECONFIGURE_KEY_MODE_SELECTOR = SelectSelector(
+    SelectSelectorConfig(
+        options=[KEY_MODE_KEEP, KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE],
+        translation_key=CONF_KEY_MODE,
+        mode=SelectSelectorMode.LIST,
+    )
+)
 
 
-def _key_schema() -> probatio.Schema:
+def _key_schema(selector: SelectSelector, default: str) -> probatio.Schema:
     return probatio.Schema(
         {
-            probatio.Required(
-                CONF_KEY_MODE, default=KEY_MODE_PUBLIC_KEY
-            ): KEY_MODE_SELECTOR,
+            probatio.Required(CONF_KEY_MODE, default=default): selector,
             probatio.Optional(CONF_VERIFICATION_KEY): TextSelector(),
         }
     )
 
 
-def _validate_key(user_input: Mapping[str, Any], errors: dict[str, str]) -> str | None:
+def _validate_key(
+    user_input: Mapping[str, Any], errors: dict[str, str], current: str = ""
+) -> str | None:
     """Return the verification key chosen in the form, or None with an error set."""
+    key = str(user_input.get(CONF_VERIFICATION_KEY, "")).strip()
+    if user_input[CONF_KEY_MODE] == KEY_MODE_KEEP:
+        if key:
+            # A pasted key would be silently dropped: the resident decides.
+            errors[CONF_VERIFICATION_KEY] = "key_with_keep"
+            return None
+        return current
     if user_input[CONF_KEY_MODE] == KEY_MODE_GENERATE:
         return generate_secret()
-    key = str(user_input.get(CONF_VERIFICATION_KEY, "")).strip()
     if not key:
         errors[CONF_VERIFICATION_KEY] = "key_required"
         return None
@@ -263,7 +280,9 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
             )
         return self.async_show_form(
             step_id="key",
-            data_schema=self.add_suggested_values_to_schema(_key_schema(), user_input),
+            data_schema=self.add_suggested_values_to_schema(
+                _key_schema(KEY_MODE_SELECTOR, KEY_MODE_PUBLIC_KEY), user_input
+            ),
             errors=errors,
         )
 
@@ -305,20 +324,31 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_change_key(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change the agency's name or the verification key."""
+        """Change the agency's name, the verification key, or both.
+
+        A new name alone keeps the key: the entry is not reloaded and a live
+        share goes on (`__init__`'s update listener).
+        """
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
             agency = _validate_agency(user_input, errors)
-            key = _validate_key(user_input, errors)
+            current = entry.data[CONF_VERIFICATION_KEY]
+            key = _validate_key(user_input, errors, current)
             if key and not errors:
                 self._data = {CONF_AGENCY_NAME: agency, CONF_VERIFICATION_KEY: key}
                 if user_input[CONF_KEY_MODE] == KEY_MODE_GENERATE:
                     return await self.async_step_reconfigure_secret()
-                return self.async_update_and_abort(entry, data_updates=self._data)
+                if key != current:
+                    return self.async_update_and_abort(entry, data_updates=self._data)
+                if agency == entry.data[CONF_AGENCY_NAME]:
+                    return self.async_abort(reason="nothing_changed")
+                return self.async_update_and_abort(
+                    entry, data_updates=self._data, reason="agency_changed"
+                )
         schema = probatio.Schema(
             {probatio.Required(CONF_AGENCY_NAME): TextSelector()}
-        ).extend(_key_schema().schema)
+        ).extend(_key_schema(RECONFIGURE_KEY_MODE_SELECTOR, KEY_MODE_KEEP).schema)
         suggested = user_input or {CONF_AGENCY_NAME: entry.data[CONF_AGENCY_NAME]}
         return self.async_show_form(
             step_id="change_key",

@@ -7,7 +7,7 @@ from typing import Final
 
 DOMAIN: Final = "rtcc_share"
 
-# Config entry data (schema version 1, see docs/city-api.md).
+# Config entry data (schema version 2: the camera by its entity registry id).
 CONF_CAMERA_ENTITY_ID: Final = "camera_entity_id"
 CONF_AGENCY_NAME: Final = "agency_name"
 CONF_WEBHOOK_ID: Final = "webhook_id"

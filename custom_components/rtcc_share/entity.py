@@ -10,6 +10,11 @@ from .data import RtccShareConfigEntry, RtccShareData
 from .session import ShareSession
 
 
+def device_model(agency: str) -> str:
+    """Return the model an entry's device shows: whom the camera is shared with."""
+    return f"Shared with {agency}"
+
+
 class RtccShareEntity(Entity):
     """An entity that reflects the entry's share session."""
 
@@ -28,7 +33,7 @@ class RtccShareEntity(Entity):
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
             manufacturer="rtcc_share",
-            model=f"Shared with {self.session.agency}",
+            model=device_model(self.session.agency),
         )
 
     async def async_added_to_hass(self) -> None:

@@ -306,6 +306,13 @@ def test_cli_keygen(capsys: pytest.CaptureFixture[str]) -> None:
             "not a finite number",
         ),
         (["end", "--url", "http://x", "--key", SECRET], "--activation-id"),
+        (
+            [
+                *["activate", "--url", "http://x", "--key", SECRET, *home_args()],
+                *["--accept-streams", "hls,dash"],
+            ],
+            "a comma-separated list of hls and webrtc",
+        ),
     ],
 )
 def test_cli_usage_errors(
@@ -451,6 +458,24 @@ async def test_cli_watch_webrtc_asks_for_webrtc_only(
     out = capsys.readouterr().out
     assert out.startswith("HTTP 503 Service Unavailable\n"), out
     assert out.endswith("no webrtc_url in the answer: nothing to watch\n")
+
+
+@pytest.mark.parametrize("verification_key", [SECRET], ids=["v1"])
+async def test_cli_activate_sends_the_accepted_streams(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`activate --accept-streams webrtc` asks for WebRTC only: HLS-only homes refuse."""
+    http = await hass_client_no_auth()
+    url = str(http.make_url(WEBHOOK_URL))
+    await turn_on_consent(hass)
+    argv = ["activate", "--url", url, "--key", SECRET, "--accept-streams", "webrtc"]
+    assert await hass.async_add_executor_job(main, [*argv, *home_args()]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("HTTP 503 Service Unavailable\n"), out
+    assert "this camera offers hls" in out
 
 
 async def test_cli_empty_answer_is_a_failure(

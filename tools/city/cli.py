@@ -114,6 +114,13 @@ def _add_activation(parser: argparse.ArgumentParser, *, required: bool) -> None:
     )
 
 
+def _stream_kinds(text: str) -> list[str]:
+    kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
+    if not kinds or not set(kinds) <= {"hls", "webrtc"}:
+        raise argparse.ArgumentTypeError("a comma-separated list of hls and webrtc")
+    return kinds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of all subcommands."""
     parser = argparse.ArgumentParser(
@@ -150,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--play",
         action="store_true",
         help="on a grant, probe the stream_url with ffprobe (if installed)",
+    )
+    activate.add_argument(
+        "--accept-streams",
+        type=_stream_kinds,
+        metavar="KINDS",
+        help="the live views this city can play, comma-separated: hls, webrtc "
+        '(sends accept_streams; default: none sent, which the home reads as "hls")',
     )
 
     watch = commands.add_parser(
@@ -390,7 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration_s=args.duration,
             recipient=recipient,
             accept_streams=(
-                ["webrtc"] if args.command == "watch" and args.webrtc else None
+                ["webrtc"]
+                if args.command == "watch" and args.webrtc
+                else getattr(args, "accept_streams", None)
             ),
         )
     else:

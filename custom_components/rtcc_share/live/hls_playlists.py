@@ -2,9 +2,14 @@
 
 Players see the worker's segments numbered from 1, not 0 (`SEQUENCE_OFFSET`):
 in the playlists, in blocking requests and in the segment and part URLs.
+
+While the share is live they never answer 404: a playlist that cannot be
+made yet (the camera has sent nothing usable since the grant) is a 503 a
+player retries; 404 means the share has ended.
 """
 
 import asyncio
+from dataclasses import replace
 from http import HTTPStatus
 import re
 from typing import Final, cast, override
@@ -22,6 +27,7 @@ from homeassistant.components.stream.hls import (
     HlsStreamOutput,
 )
 
+from . import hls_reload
 from .hls_stream import PART_TARGET_S
 
 # How far behind the newest part a player should stay and start: three part
@@ -71,17 +77,11 @@ def _worker_sequence(sequence: str) -> str | None:
     return str(number) if number >= 0 else None
 
 
-def _worker_query(request: web.Request) -> web.Request:
-    """The request with its `_HLS_msn` in the worker's numbers.
-
-    A number below the first (0) waits for the first segment. Anything but a
-    number of at most 12 digits (as in the URLs) is left for HA's checks.
-    """
-    msn = request.query.get("_HLS_msn", "")
-    if not (msn.isdecimal() and len(msn) <= 12):
-        return request
-    worker = max(int(msn) - SEQUENCE_OFFSET, 0)
-    return request.clone(rel_url=request.rel_url.update_query(_HLS_msn=worker))
+def _not_yet() -> web.Response:
+    """The share is live but has no video yet: come back soon."""
+    return web.Response(
+        status=HTTPStatus.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
+    )
 
 
 def _m3u8(body: str) -> web.Response:
@@ -100,7 +100,7 @@ class ShareMasterPlaylistView(HlsMasterPlaylistView):
         self, request: web.Request, stream: Stream, sequence: str, part_num: str
     ) -> web.Response:
         if (segment := await _async_first_segment(stream)) is None:
-            return web.Response(status=HTTPStatus.NOT_FOUND)
+            return _not_yet()
         # As HA computes them, from that segment and its init section.
         bandwidth = round(segment.data_size_with_init * 8 / segment.duration * 1.2)
         # HA writes an H.264 level below 1.6 with one hex digit ("avc1.6400a"),
@@ -122,7 +122,21 @@ class SharePlaylistView(HlsPlaylistView):
     @classmethod
     @override
     def render(cls, track: HlsStreamOutput) -> str:
-        playlist = _public_numbers(super().render(track))
+        # A connection's first segment may end before the camera's next
+        # keyframe: players must not take every segment as a starting point.
+        playlist = _public_numbers(super().render(track)).replace(
+            "#EXT-X-INDEPENDENT-SEGMENTS\n", ""
+        )
+        # HA keeps the EXT-X-DISCONTINUITY a segment was first listed with,
+        # also once it is the first segment, whose discontinuity sequence
+        # number EXT-X-DISCONTINUITY-SEQUENCE already is (hls.js then counts
+        # one discontinuity too many and gives up).
+        playlist = re.sub(
+            r"^(#EXT-X-START:.*\n)#EXT-X-DISCONTINUITY\n",
+            r"\1",
+            playlist,
+            flags=re.MULTILINE,
+        )
         if not track.stream_settings.ll_hls:  # HA turns it off for HLS sources
             return playlist
         # Players start and stay this far behind the newest part.
@@ -136,12 +150,24 @@ class SharePlaylistView(HlsPlaylistView):
     async def handle(
         self, request: web.Request, stream: Stream, sequence: str, part_num: str
     ) -> web.Response:
-        if request.query.get("_HLS_msn") or request.query.get("_HLS_part"):
-            return await super().handle(
-                _worker_query(request), stream, sequence, part_num
-            )
-        if await _async_first_segment(stream) is None:
-            return web.Response(status=HTTPStatus.NOT_FOUND)
+        try:
+            wanted = hls_reload.parse(request.query)
+        except ValueError:
+            return web.Response(status=HTTPStatus.BAD_REQUEST)
+        if wanted is None:
+            if await _async_first_segment(stream) is None:
+                return _not_yet()
+        else:
+            # In the worker's numbers; one below the first waits for the first.
+            wanted = replace(wanted, msn=max(wanted.msn - SEQUENCE_OFFSET, 0))
+            track = cast(HlsStreamOutput, stream.add_provider(HLS_PROVIDER))
+            await stream.start()
+            if wanted.too_far_ahead(track):
+                return web.Response(status=HTTPStatus.BAD_REQUEST)
+            if not await hls_reload.async_wait(stream, track, wanted, SOURCE_TIMEOUT):
+                return web.Response(status=HTTPStatus.NOT_FOUND)  # the share ended
+            if track.last_segment is None:
+                return _not_yet()
         return _m3u8(self.render(cast(HlsStreamOutput, stream.outputs()[HLS_PROVIDER])))
 
 

@@ -1,11 +1,15 @@
 """The HLS share's `Stream`, tuned for live viewing.
 
 A share's `Stream` has HLS settings of its own (a segment at every keyframe,
-short parts); Home Assistant's `stream:` settings and the camera's own stream
-are left as they are. Its HLS outputs can be held to video only.
+short parts) and its own worker loop (`hls_worker`: the first keyframe
+awaited, a dropped camera reconnected within a second, segments numbered
+without gaps); Home Assistant's `stream:` settings and the camera's own
+stream are left as they are. Its HLS outputs can be held to video only.
 """
 
 from collections.abc import Callable, Mapping
+import logging
+import time
 from typing import Final, cast, override
 
 from homeassistant.components.camera.prefs import DynamicStreamSettings
@@ -19,8 +23,13 @@ from homeassistant.components.stream.const import (
     SEGMENT_DURATION_ADJUSTER,
 )
 from homeassistant.components.stream.core import Segment, StreamOutput, StreamSettings
+from homeassistant.components.stream.exceptions import StreamWorkerError
 from homeassistant.components.stream.hls import HlsStreamOutput
 from homeassistant.core import HomeAssistant, callback
+
+from .hls_worker import Backoff, ShareStreamState, run_connection
+
+_LOGGER = logging.getLogger(__name__)
 
 STREAM_DOMAIN: Final = "stream"
 
@@ -131,13 +140,68 @@ class _VideoOnlyHlsOutput(HlsStreamOutput):
 
 
 class LiveHlsStream(Stream):
-    """A share's Stream: every HLS output it makes can be held to video only."""
+    """A share's Stream: its own worker loop; its HLS outputs can be video only."""
 
     # Set when the share carries no audio.
     on_non_video: Callable[[], None] | None = None
     # Set when the share reads the prebuffer (instant start): where the first
     # connection's burst ends, to cut the first segment there.
     first_cut: Callable[[], int | None] | None = None
+
+    @override
+    def _run_worker(self) -> None:
+        """Connect to the camera again and again until the stream stops.
+
+        HA's loop waits 10 s before the first reconnect, 20 s before the
+        second, and so on: a doorbell that drops for 5 s comes back 10 s
+        later. This one reconnects within half a second (`Backoff`).
+        """
+        state = ShareStreamState(self.hass, self.outputs, self._diagnostics)
+        backoff = Backoff()
+        reported = False
+        while not self._thread_quit.is_set():
+            self._set_state(True)
+            self._diagnostics.increment("start_worker")
+            started = time.monotonic()
+            try:
+                run_connection(
+                    self.source,
+                    self.pyav_options,
+                    self._stream_settings,
+                    state,
+                    self._keyframe_converter,
+                    self._thread_quit,
+                )
+            except StreamWorkerError as err:
+                self._diagnostics.increment("worker_error")
+                if not self._thread_quit.is_set():  # not stopped meanwhile
+                    # A working connection's end, or the first failed
+                    # attempt; the attempts after it only at debug level.
+                    # The error's text names no URL.
+                    _LOGGER.log(
+                        logging.WARNING
+                        if state.connection_made_segment or not reported
+                        else logging.DEBUG,
+                        "Live share %s: camera dropped (%s); reconnecting",
+                        self._stream_label,
+                        err,
+                    )
+                    reported = True
+            state.discontinuity()
+            if self._thread_quit.is_set():
+                break
+            self._set_state(False)
+            delay = backoff.next_delay(time.monotonic() - started)
+            self._diagnostics.set_value("retry_timeout", delay)
+            self._thread_quit.wait(delay)
+        self.hass.create_task(self._async_worker_finished())
+
+    async def _async_worker_finished(self) -> None:
+        """As HA's loop ends: available again, outputs removed."""
+        if not self.available:
+            self._async_update_state(True)
+        for provider in self.outputs().values():
+            await self.remove_provider(provider)
 
     @override
     def add_provider(self, fmt: str, timeout: int | None = None) -> StreamOutput:

@@ -22,6 +22,7 @@ const stats = {
   longestFreezeMs: 0,
   stalls: 0, // the player's own stall reports
   errors: [],
+  fatal: null, // the error the player gave up on, if it did
   requests: 0,
   bytes: 0,
   fetches: {}, // how often each media file (init, segment, part) was fetched
@@ -83,6 +84,7 @@ function playHls(video, url) {
     stats.errors.push(data.details);
     if (stats.errors.length > 50) stats.errors.shift();
     if (data.fatal && data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+    else if (data.fatal) stats.fatal = data.details;
   });
   hls.on(Hls.Events.FRAG_CHANGED, () => {
     if (hls.playingDate) stats.behindLiveMs = Date.now() - hls.playingDate.getTime();
