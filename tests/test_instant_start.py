@@ -261,7 +261,8 @@ async def test_a_grant_starts_at_the_buffered_keyframe(
     records = [json.loads(line) for line in log.read_text().splitlines()]
     granted = next(r for r in records if r["event"] == "activation_granted")
     assert granted["instant_start"] is True
-    assert 1.4 <= granted["lookback_s"] < 2.5
+    # About 1.5 s (the camera's clock), less what its MPEG-TS demuxer holds.
+    assert 1.1 <= granted["lookback_s"] < 2.5
     await city_player.end("JPD-RTCC-0001")
 
 

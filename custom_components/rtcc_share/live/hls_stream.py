@@ -171,6 +171,7 @@ class LiveHlsStream(Stream):
                     state,
                     self._keyframe_converter,
                     self._thread_quit,
+                    self.first_cut,
                 )
             except StreamWorkerError as err:
                 self._diagnostics.increment("worker_error")

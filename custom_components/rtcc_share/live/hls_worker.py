@@ -146,9 +146,11 @@ class _ShareMuxer(StreamMuxer):
     """HA's muxer, telling the state when a segment exists; short first segment.
 
     HA cuts a segment at the first keyframe past the minimum duration. The
-    first segment of a connection also ends FIRST_SEGMENT_S in without one;
-    the segment it leaves, which starts without a keyframe, ends at the
-    next keyframe whatever its length.
+    first segment of a connection also ends FIRST_SEGMENT_S in without one,
+    and, if the connection began with a burst of buffered video (instant
+    start), where that ends (`burst_end`, a DTS), so the buffered video is a
+    complete segment at once; a segment left by such a cut, which starts
+    without a keyframe, ends at the next keyframe whatever its length.
     """
 
     def __init__(
@@ -159,12 +161,17 @@ class _ShareMuxer(StreamMuxer):
         audio_bsf: str | None,
         state: ShareStreamState,
         settings: StreamSettings,
+        burst_end: int | None = None,
     ) -> None:
         super().__init__(hass, video, audio, audio_bsf, state, settings)
         self._video = video
         self._state = state
         self._segments = 0
         self._start_dts = 0
+        # Where the first keyframe interval is cut without a keyframe: the
+        # first video packet at or past each of these DTS starts a segment.
+        self._cuts: list[int] = [] if burst_end is None else [burst_end + 1]
+        self._keyframes = 0
         # Whether the segment being made started with a keyframe; None until
         # its first video packet.
         self._on_keyframe: bool | None = None
@@ -172,6 +179,10 @@ class _ShareMuxer(StreamMuxer):
     @override
     def reset(self, video_dts: int) -> None:
         self._segments += 1
+        if self._segments == 1:
+            self._cuts.append(
+                video_dts + round(FIRST_SEGMENT_S / self._video.time_base)
+            )
         self._start_dts = video_dts
         self._on_keyframe = None
         super().reset(video_dts)
@@ -187,12 +198,13 @@ class _ShareMuxer(StreamMuxer):
         if packet.stream != self._video or dts is None:
             super().mux_packet(packet)
             return
+        self._keyframes += packet.is_keyframe
         if self._on_keyframe is not None and (
             (packet.is_keyframe and not self._on_keyframe)
             or (
-                self._segments == 1
+                self._keyframes == 1
                 and not packet.is_keyframe
-                and (dts - self._start_dts) * packet.time_base >= FIRST_SEGMENT_S
+                and any(self._start_dts < cut <= dts for cut in self._cuts)
             )
         ):
             self.flush(packet, last_part=True)
@@ -276,11 +288,14 @@ def run_connection(
     state: ShareStreamState,
     keyframe_converter: KeyFrameConverter,
     quit_event: threading.Event,
+    burst_end: Callable[[], int | None] | None = None,
 ) -> None:
     """Remux one connection to the camera into the outputs until it ends.
 
     Raises StreamWorkerError (StreamEndedError when the camera closed the
-    connection) unless quit_event ends it.
+    connection) unless quit_event ends it. burst_end, asked once the source
+    is open: where a burst of buffered video it began with ends (instant
+    start).
     """
     options = dict(pyav_options)
     if "stimeout" in options:  # renamed in FFmpeg 5, as HA's worker does
@@ -340,7 +355,15 @@ def run_connection(
         container.close()
         raise StreamWorkerError(f"Error demuxing stream ({err.strerror})") from err
 
-    muxer = _ShareMuxer(state.hass, video, audio, audio_bsf, state, settings)
+    muxer = _ShareMuxer(
+        state.hass,
+        video,
+        audio,
+        audio_bsf,
+        state,
+        settings,
+        None if burst_end is None else burst_end(),
+    )
     muxer.reset(start_dts)
     with closing_stream_worker(container, muxer):
         packet = first_keyframe
