@@ -11,6 +11,7 @@ from typing import Any
 
 import av
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -248,6 +249,7 @@ async def test_a_grant_starts_at_the_buffered_keyframe(
         assert prebuffer._gop is not None
         keyframe = prebuffer._gop.start // TICKS
     status, _ = await city_player.activate("JPD-RTCC-0001")
+    granted_at = dt_util.utcnow()
     assert status == 201
     init, segment = await city_player.first_segment()
     complete_at = asyncio.get_running_loop().time()
@@ -257,6 +259,24 @@ async def test_a_grant_starts_at_the_buffered_keyframe(
     assert frames[0].key_frame
     assert frame_number(frames[0]) == keyframe % len(gop_camera.clip)
     assert gop_camera.connections == 1
+    # The next segment starts without a keyframe: no part of it claims one,
+    # nor the playlist that every segment does. The buffered video is
+    # stamped with its own time, from before the grant.
+    playlist = (await city_player.get("playlist.m3u8?_HLS_msn=2&_HLS_part=0")).decode()
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" not in playlist
+    parts = re.findall(
+        r"URI=\"\./segment/(\d+)\.(\d+)\.m4s\"(,INDEPENDENT=YES)?", playlist
+    )
+    assert [(s, p) for s, p, independent in parts if independent] == [("1", "0")]
+    assert ("2", "0") in [(s, p) for s, p, _ in parts]
+    stamped = dt_util.parse_datetime(
+        re.findall(
+            r"#EXT-X-PROGRAM-DATE-TIME:(\S+)\n#EXTINF:[\d.]+,\n\./segment/1\.m4s",
+            playlist,
+        )[0]
+    )
+    assert stamped is not None
+    assert 1.1 <= (granted_at - stamped).total_seconds() < 2.5
     [log] = Path(hass_config_dir, "rtcc_share").glob("*.jsonl")
     records = [json.loads(line) for line in log.read_text().splitlines()]
     granted = next(r for r in records if r["event"] == "activation_granted")

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import av
+from homeassistant.util import dt as dt_util
 import pytest
 
 from custom_components.rtcc_share.live import prebuffer as prebuffer_module
@@ -113,7 +114,7 @@ async def test_a_reader_gets_the_burst_at_once_then_live_video(
     """A name's first connection: the buffered interval at once, then live.
 
     Its first frame is the newest keyframe (decodable), at BASE_TICKS; the
-    buffered frames come faster than the camera sends them; burst_end names
+    buffered frames come faster than the camera sends them; the burst names
     the last of them.
     """
     await asyncio.sleep(0.5)  # mid-interval
@@ -128,16 +129,21 @@ async def test_a_reader_gets_the_burst_at_once_then_live_video(
     first = frames[0][1]
     assert first.key_frame
     assert first.pts == BASE_TICKS
-    end = prebuffer.burst_end("share_1")
-    assert end is not None
-    burst = [f for _, f in frames if f.pts <= end]
-    assert len(burst) == (end - BASE_TICKS) // TICKS + 1
+    burst = prebuffer.burst("share_1")
+    assert burst is not None
+    end = burst.end
+    buffered = [f for _, f in frames if f.pts <= end]
+    assert len(buffered) == (end - BASE_TICKS) // TICKS + 1
     # All the camera had sent, but what its MPEG-TS demuxer still held.
-    assert len(burst) >= newest - keyframe - 2
+    assert len(buffered) >= newest - keyframe - 2
     # The burst came at once; the frame after it only when the camera sent it.
-    assert frames[len(burst) - 1][0] - frames[0][0] < 0.15
+    assert frames[len(buffered) - 1][0] - frames[0][0] < 0.15
+    # Its keyframe came as many frames ago as the burst holds (10 fps).
+    age = (dt_util.utcnow() - burst.started_at).total_seconds()
+    age -= time.monotonic() - frames[0][0]
+    assert len(buffered) / 10 - 0.1 < age < len(buffered) / 10 + 1
     assert prebuffer.stats.bursts == 1
-    assert prebuffer.burst_end("other") is None
+    assert prebuffer.burst("other") is None
 
 
 async def test_a_name_never_gets_the_same_video_twice(
@@ -149,11 +155,11 @@ async def test_a_name_never_gets_the_same_video_twice(
     seen = [frame_number(f) for _, f in first]
     assert again[0][1].key_frame
     assert frame_number(again[0][1]) not in seen
-    assert prebuffer.burst_end("share_1") is None
+    assert prebuffer.burst("share_1") is None
     # Another name gets the buffered interval.
     other = await hass.async_add_executor_job(_read, prebuffer.url("share_2"), 1)
     assert other[0][1].key_frame
-    assert prebuffer.burst_end("share_2") is not None
+    assert prebuffer.burst("share_2") is not None
 
 
 async def test_the_secret_and_a_valid_name_are_required(

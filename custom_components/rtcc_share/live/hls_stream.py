@@ -28,6 +28,7 @@ from homeassistant.components.stream.hls import HlsStreamOutput
 from homeassistant.core import HomeAssistant, callback
 
 from .hls_worker import Backoff, ShareStreamState, run_connection
+from .prebuffer import Burst
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -144,9 +145,9 @@ class LiveHlsStream(Stream):
 
     # Set when the share carries no audio.
     on_non_video: Callable[[], None] | None = None
-    # Set when the share reads the prebuffer (instant start): where the first
-    # connection's burst ends, to cut the first segment there.
-    first_cut: Callable[[], int | None] | None = None
+    # Set when the share reads the prebuffer (instant start): the buffered
+    # video a connection began with, to cut and stamp its first segment.
+    burst: Callable[[], Burst | None] | None = None
 
     @override
     def _run_worker(self) -> None:
@@ -171,7 +172,7 @@ class LiveHlsStream(Stream):
                     state,
                     self._keyframe_converter,
                     self._thread_quit,
-                    self.first_cut,
+                    self.burst,
                 )
             except StreamWorkerError as err:
                 self._diagnostics.increment("worker_error")

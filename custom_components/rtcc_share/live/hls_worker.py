@@ -55,6 +55,8 @@ from homeassistant.components.stream.worker import (
 )
 from homeassistant.core import HomeAssistant
 
+from .prebuffer import Burst
+
 # How long to open the camera (connect, and read until its codec is known).
 OPEN_TIMEOUT_S: Final = 10.0
 # A live camera sends several packets a second: this long without one, or
@@ -148,9 +150,10 @@ class _ShareMuxer(StreamMuxer):
     HA cuts a segment at the first keyframe past the minimum duration. The
     first segment of a connection also ends FIRST_SEGMENT_S in without one,
     and, if the connection began with a burst of buffered video (instant
-    start), where that ends (`burst_end`, a DTS), so the buffered video is a
-    complete segment at once; a segment left by such a cut, which starts
-    without a keyframe, ends at the next keyframe whatever its length.
+    start), where that ends, so the buffered video is a complete segment at
+    once, stamped with the time its keyframe came (not the connection's); a
+    segment left by such a cut, which starts without a keyframe, ends at the
+    next keyframe whatever its length.
     """
 
     def __init__(
@@ -161,7 +164,7 @@ class _ShareMuxer(StreamMuxer):
         audio_bsf: str | None,
         state: ShareStreamState,
         settings: StreamSettings,
-        burst_end: int | None = None,
+        burst: Burst | None = None,
     ) -> None:
         super().__init__(hass, video, audio, audio_bsf, state, settings)
         self._video = video
@@ -170,8 +173,10 @@ class _ShareMuxer(StreamMuxer):
         self._start_dts = 0
         # Where the first keyframe interval is cut without a keyframe: the
         # first video packet at or past each of these DTS starts a segment.
-        self._cuts: list[int] = [] if burst_end is None else [burst_end + 1]
+        self._cuts: list[int] = [] if burst is None else [burst.end + 1]
         self._keyframes = 0
+        if burst is not None:
+            self._start_time = burst.started_at
         # Whether the segment being made started with a keyframe; None until
         # its first video packet.
         self._on_keyframe: bool | None = None
@@ -288,14 +293,13 @@ def run_connection(
     state: ShareStreamState,
     keyframe_converter: KeyFrameConverter,
     quit_event: threading.Event,
-    burst_end: Callable[[], int | None] | None = None,
+    burst: Callable[[], Burst | None] | None = None,
 ) -> None:
     """Remux one connection to the camera into the outputs until it ends.
 
     Raises StreamWorkerError (StreamEndedError when the camera closed the
-    connection) unless quit_event ends it. burst_end, asked once the source
-    is open: where a burst of buffered video it began with ends (instant
-    start).
+    connection) unless quit_event ends it. burst, asked once the source is
+    open: the buffered video it began with (instant start), if any.
     """
     options = dict(pyav_options)
     if "stimeout" in options:  # renamed in FFmpeg 5, as HA's worker does
@@ -362,7 +366,7 @@ def run_connection(
         audio_bsf,
         state,
         settings,
-        None if burst_end is None else burst_end(),
+        None if burst is None else burst(),
     )
     muxer.reset(start_dts)
     with closing_stream_worker(container, muxer):

@@ -37,7 +37,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from ..const import CONF_INSTANT_START, CONF_SHARE_AUDIO, DOMAIN, signal_update
 from .hls_stream import STREAM_DOMAIN, LiveHlsStream
-from .prebuffer import CameraSource, Prebuffer
+from .prebuffer import Burst, CameraSource, Prebuffer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ class PrebufferedSource:
     url: str
     # The PyAV options to open it with.
     pyav_options: dict[str, str]
-    # Where its first connection's burst ends (see Prebuffer.burst_end).
-    burst_end: Callable[[], int | None]
+    # The buffered video its newest connection began with (Prebuffer.burst).
+    burst: Callable[[], Burst | None]
     # How old the buffered keyframe was when the share was prepared (None
     # without one), and when that was (monotonic).
     lookback_s: float | None
@@ -60,7 +60,7 @@ class PrebufferedSource:
         """Read the prebuffer in a share's stream; cut its first segment at the burst."""
         stream.pyav_options.update(self.pyav_options)
         if isinstance(stream, LiveHlsStream):
-            stream.first_cut = self.burst_end
+            stream.burst = self.burst
 
     def audit_fields(self) -> dict[str, Any]:
         """Return what the grant's audit record says of it."""
@@ -155,7 +155,7 @@ class InstantStart:
         return PrebufferedSource(
             url=prebuffer.url(name),
             pyav_options=prebuffer.reader_options,
-            burst_end=functools.partial(prebuffer.burst_end, name),
+            burst=functools.partial(prebuffer.burst, name),
             lookback_s=prebuffer.lookback(),
         )
 

@@ -9,8 +9,9 @@ NUT) to readers inside the home, each under a name (the share's stream worker,
 the privacy-mask pipeline):
 
 - a name's first connection gets the buffered GOP at once (its burst), then
-  the live packets; `burst_end(name)` tells the reader's own process where
-  the burst ends, so the share can cut its first segment there;
+  the live packets; `burst(name)` tells the reader's own process where the
+  burst ends (so the share can cut its first segment there) and when its
+  keyframe came (so the share stamps it with its true time);
 - a name never gets the same video twice: a later connection gets a burst
   only of a GOP it has not had, else it starts at the next keyframe;
 - every connection's timestamps start at `BASE_TICKS` (90 kHz) at its first
@@ -34,6 +35,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from http import HTTPStatus
 import re
@@ -91,6 +93,15 @@ FAST_OPEN: Final = {"fpsprobesize": "0"}
 RTSP_VIDEO_ONLY: Final = {"allowed_media_types": "video"}
 
 
+class Burst(NamedTuple):
+    """The buffered video a reader's connection began with."""
+
+    # The DTS of its last video packet, in the reader's timestamps (90 kHz).
+    end: int
+    # When the home received its keyframe (UTC).
+    started_at: datetime
+
+
 class CameraSource(NamedTuple):
     """Where the camera's stream is, and the PyAV options to open it with."""
 
@@ -123,8 +134,8 @@ class _Name:
     connection: int = -1
     # The newest video timestamp sent, in this camera connection's ticks.
     last_sent: int | None = None
-    # Where the burst of the newest connection ends (its reader's ticks).
-    burst_end: int | None = None
+    # The burst of the newest connection, if it had one.
+    burst: Burst | None = None
 
 
 @dataclass(slots=True)
@@ -216,15 +227,14 @@ class Prebuffer:
             raise ValueError("invalid reader name")
         return self._server.url(PATH.format(name=name))
 
-    def burst_end(self, name: str) -> int | None:
-        """Return where the newest connection's burst ends, None without one.
+    def burst(self, name: str) -> Burst | None:
+        """Return the burst the name's newest connection began with, if any.
 
-        The last buffered video packet's DTS in that reader's timestamps
-        (90 kHz); safe to call from any thread.
+        Safe to call from any thread.
         """
         with self._lock:
             state = self._names.get(name)
-            return None if state is None else state.burst_end
+            return None if state is None else state.burst
 
     def lookback(self) -> float | None:
         """Return how old the buffered keyframe is, in seconds; None without one.
@@ -308,7 +318,7 @@ class Prebuffer:
                 self._names.popitem(last=False)
             if state.connection != connection.number:
                 state.connection, state.last_sent = connection.number, None
-            state.burst_end = None
+            state.burst = None
             gop = self._gop
             reader = _Reader(ts, state)
             if gop is not None and (
@@ -316,7 +326,8 @@ class Prebuffer:
             ):
                 for packet, index, read_at in gop.packets:
                     self._mux(reader, packet, index, read_at)
-                state.burst_end = gop.last_video + ts.shift
+                age = timedelta(seconds=time.monotonic() - gop.read_at)
+                state.burst = Burst(gop.last_video + ts.shift, datetime.now(UTC) - age)
                 self.stats.bursts += 1
             self._readers.append(reader)
             return reader
