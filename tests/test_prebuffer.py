@@ -14,6 +14,7 @@ import pytest
 from custom_components.rtcc_share.live import prebuffer as prebuffer_module
 from custom_components.rtcc_share.live.prebuffer import (
     BASE_TICKS,
+    READER_OPTIONS,
     CameraSource,
     Prebuffer,
 )
@@ -122,7 +123,7 @@ async def test_a_reader_gets_the_burst_at_once_then_live_video(
     assert url.startswith("http://rtcc_share:")
     newest = camera.now() - 1
     keyframe = camera.keyframe_at_or_before(newest)
-    frames = await hass.async_add_executor_job(_read, url, 20)
+    frames = await hass.async_add_executor_job(_read, url, 20, READER_OPTIONS)
     numbers = [frame_number(frame) for _, frame in frames]
     length = len(camera.clip)
     assert numbers == [(keyframe + n) % length for n in range(20)]
