@@ -16,7 +16,9 @@ everything it produced for:
 - (a separate test) a real WHEP exchange's session id and ICE passwords, the
   TURN secret and the credentials derived from it, and a fixed TURN password
   stored before the resident had to accept handing it out;
-- (a separate test) the source camera's URL with its credentials.
+- (a separate test) the source camera's URL with its credentials;
+- (a separate test) instant start's prebuffer: its loopback URL and the
+  secret in it, through a grant that reads it.
 
 Logs are checked for the integration's loggers (`custom_components.rtcc_share*`)
 and Home Assistant's stream component (`homeassistant.components.stream*`,
@@ -72,6 +74,7 @@ from custom_components.rtcc_share.const import (
     CONF_ALLOW_HTTP_STREAM_URL,
     CONF_CAMERA_ENTITY_ID,
     CONF_ICE_SERVERS,
+    CONF_INSTANT_START,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
     CONF_STREAM_KINDS,
@@ -98,6 +101,7 @@ from .common import (
     requested,
 )
 from .conftest import SourceCamera
+from .gop_camera import GopCamera
 from .webrtc_camera import LoopbackProvider, async_settle_peers
 
 URL = "/api/webhook/{}"
@@ -599,6 +603,72 @@ async def test_camera_url_never_leaks(
     _assert_no_leak(observed, secrets)
     # The worker did log the (redacted) URL: the search above was not vacuous.
     assert any("127.0.0.1:9/stream" in text for where, text in observed.texts)
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [
+        {
+            **DEFAULT_OPTIONS,
+            CONF_NOTIFY_TARGETS: ["notify.mobile_app_phone"],
+            CONF_INSTANT_START: True,
+        }
+    ],
+)
+async def test_prebuffer_url_never_leaks(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    hass_client: ClientSessionGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    camera: SourceCamera,
+    notify_calls: list[ServiceCall],
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Instant start: the prebuffer's URL and its secret stay in the process.
+
+    A grant reads the prebuffer; the logs (at DEBUG), diagnostics, states,
+    events, notifications, stores and the audit log are searched.
+    """
+    caplog.set_level(logging.DEBUG)
+    for name in WATCHED_LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    assert await async_setup_component(hass, "diagnostics", {})
+    events = async_capture_events(hass, MATCH_ALL)
+    observed, secrets = Observed(), Secrets()
+    async with GopCamera() as live:
+        camera.source = live.url
+        front = CityClient(
+            await hass_client_no_auth(), WEBHOOK_ID, SECRET, observed, secrets
+        )
+        await _consent(hass, "front_door", True)
+        instant = integration.runtime_data.instant
+        await _wait_for(
+            lambda: (
+                instant.prebuffer is not None
+                and instant.prebuffer.lookback() is not None
+            )
+        )
+        status, grant = await front.post(requested("P-1"))
+        assert status == 201, grant
+        stream = integration.runtime_data.session.live.stream
+        url = stream.stream.source
+        secrets.add("prebuffer url", url)
+        secrets.add("prebuffer secret", url.split("@")[0].rsplit(":", 1)[1])
+        # The share's worker reads the prebuffer until its first segment.
+        await _wait_for(lambda: instant.prebuffer.stats.bursts == 1)
+        await _wait_for(lambda: bool(stream.provider.get_segments()))
+        assert (await front.post(ended("P-1")))[0] == 200
+        await _consent(hass, "front_door", False)
+    await _collect(
+        hass, hass_client, hass_storage, caplog, observed, events, notify_calls
+    )
+    _assert_no_leak(observed, secrets)
+    # The stream worker did log the (redacted) URL, and the audit log the
+    # grant's instant start: the search was not vacuous.
+    assert any("/prebuffer/share_" in text for _, text in observed.texts)
+    assert any('"instant_start": true' in text for _, text in observed.texts)
 
 
 @pytest.mark.parametrize(
