@@ -170,6 +170,10 @@ async def test_nothing_reachable_before_a_grant(
     await _consent(hass, True)
     prebuffer = await _buffering(integration)
     await asyncio.sleep(1)
+    diagnostics = _instant(integration).diagnostics()
+    assert diagnostics["running"] and diagnostics["camera_connected"]
+    assert diagnostics["buffered_bytes"] > 0 and 0 <= diagnostics["buffered_s"] < 1
+    assert diagnostics["camera_connections"] == 1
     assert not hass.data[tokens._VIEWS]
     assert prebuffer.stats.bursts == 0
     assert not prebuffer._readers

@@ -68,6 +68,7 @@ async def async_get_config_entry_diagnostics(
             "rejected_requests": data.rejections.unauthenticated,
             "seen_message_ids": len(data.seen_ids),
         },
+        "instant_start": data.instant.diagnostics(),
         "audit": {
             "valid": verify.valid,
             "records": verify.records,

@@ -19,7 +19,7 @@ Consent off, the option off and unloading stop it at once.
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 import functools
 import logging
 import secrets
@@ -145,6 +145,21 @@ class InstantStart:
         self.async_follow()
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Return what the prebuffer is doing (no URL, no secret)."""
+        prebuffer = self._prebuffer
+        if prebuffer is None:
+            return {"running": False}
+        seconds, size = prebuffer.buffered()
+        return {
+            "running": prebuffer.running,
+            "camera_connected": prebuffer.connected,
+            "audio": prebuffer.audio,
+            "buffered_s": round(seconds, 2),
+            "buffered_bytes": size,
+            **asdict(prebuffer.stats),
+        }
 
     def share_source(self) -> PrebufferedSource | None:
         """Return a new share's reading of the prebuffer, if it has the camera open."""

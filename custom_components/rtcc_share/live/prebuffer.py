@@ -245,6 +245,13 @@ class Prebuffer:
             gop = self._gop
             return None if gop is None else time.monotonic() - gop.read_at
 
+    def buffered(self) -> tuple[float, int]:
+        """Return the buffered interval's length (s) and size (bytes)."""
+        with self._lock:
+            if (gop := self._gop) is None:
+                return 0.0, 0
+            return float((gop.last_video - gop.start) * TIME_BASE), gop.size
+
     async def async_open(self) -> None:
         """Listen on loopback and start reading the camera (once)."""
         if self._loop is not None:
