@@ -314,3 +314,38 @@ async def test_audio_follows_the_share_audio_option(
     assert kinds == (["video", "audio"] if share_audio else ["video"])
     assert frames
     await city_player.end("JPD-RTCC-0002")
+
+
+async def test_whole_segments_of_twenty_frames_soon_after_a_short_burst(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    gop_camera: GopCamera,
+    city_player: Grant,
+) -> None:
+    """A burst shorter than 1.5 s: segments end there and 1.5 s after its keyframe.
+
+    Even with the camera's next keyframe in between, so that players that
+    read whole segments (ffmpeg) have about 20 frames as soon as there are.
+    """
+    await turn_on_consent(hass)
+    await _buffering(integration)
+    await _until(lambda: gop_camera.now() % gop_camera.gop == 8)
+    status, _ = await city_player.activate("JPD-RTCC-0003")
+    assert status == 201
+    await city_player.get("master_playlist.m3u8")
+    async with asyncio.timeout(10):
+        while True:
+            playlist = (await city_player.get("playlist.m3u8")).decode()
+            durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", playlist)]
+            if "./segment/3.m4s" in playlist:
+                break
+            await asyncio.sleep(0.1)
+    # The burst (about 0.6 s), to the camera's keyframe, to 1.5 s after the
+    # burst's.
+    assert "#EXT-X-MEDIA-SEQUENCE:1\n" in playlist
+    assert durations[0] < 1
+    assert sum(durations[:3]) == pytest.approx(1.5, abs=0.01)
+    assert sum(durations[:2]) == pytest.approx(1.0, abs=0.01)
+    independent = re.findall(r"segment/(\d+)\.0\.m4s\",INDEPENDENT=YES", playlist)
+    assert independent[:2] == ["1", "3"]
+    await city_player.end("JPD-RTCC-0003")

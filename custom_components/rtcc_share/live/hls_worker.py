@@ -151,7 +151,8 @@ class _ShareMuxer(StreamMuxer):
     first segment of a connection also ends FIRST_SEGMENT_S in without one,
     and, if the connection began with a burst of buffered video (instant
     start), where that ends, so the buffered video is a complete segment at
-    once, stamped with the time its keyframe came (not the connection's); a
+    once, stamped with the time its keyframe came (not the connection's), and
+    then FIRST_SEGMENT_S after that keyframe even if another came between; a
     segment left by such a cut, which starts without a keyframe, ends at the
     next keyframe whatever its length.
     """
@@ -175,6 +176,9 @@ class _ShareMuxer(StreamMuxer):
         # first video packet at or past each of these DTS starts a segment.
         self._cuts: list[int] = [] if burst is None else [burst.end + 1]
         self._keyframes = 0
+        # After a burst, the FIRST_SEGMENT_S cut holds past a keyframe too:
+        # players that read whole segments need about 20 frames to start.
+        self._burst = burst is not None
         if burst is not None:
             self._start_time = burst.started_at
         # Whether the segment being made started with a keyframe; None until
@@ -207,7 +211,7 @@ class _ShareMuxer(StreamMuxer):
         if self._on_keyframe is not None and (
             (packet.is_keyframe and not self._on_keyframe)
             or (
-                self._keyframes == 1
+                (self._keyframes == 1 or self._burst)
                 and not packet.is_keyframe
                 and any(self._start_dts < cut <= dts for cut in self._cuts)
             )
