@@ -349,3 +349,27 @@ async def test_whole_segments_of_twenty_frames_soon_after_a_short_burst(
     independent = re.findall(r"segment/(\d+)\.0\.m4s\",INDEPENDENT=YES", playlist)
     assert independent[:2] == ["1", "3"]
     await city_player.end("JPD-RTCC-0003")
+
+
+async def test_new_options_wait_for_the_live_share_to_end(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    gop_camera: GopCamera,
+    city_player: Grant,
+) -> None:
+    """Instant start turned off during a share: the share keeps its source.
+
+    The prebuffer stops once the share ends; consent off would stop both.
+    """
+    await turn_on_consent(hass)
+    prebuffer = await _buffering(integration)
+    status, _ = await city_player.activate("JPD-RTCC-0004")
+    assert status == 201
+    await city_player.first_segment()
+    await _set_options(hass, integration, **{CONF_INSTANT_START: False})
+    assert _instant(integration).prebuffer is prebuffer
+    assert prebuffer.running
+    await city_player.end("JPD-RTCC-0004")
+    await hass.async_block_till_done()
+    assert _instant(integration).prebuffer is None
+    assert not prebuffer.running

@@ -89,6 +89,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
         entry.entry_id,
         lambda: session.camera_entity_id,
         lambda: session.options if session.consent_on else None,
+        lambda: session.live is not None,
     )
     entry.runtime_data = RtccShareData(
         verifier=Verifier.from_key(entry.data[CONF_VERIFICATION_KEY]),

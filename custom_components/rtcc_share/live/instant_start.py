@@ -100,12 +100,18 @@ class InstantStart:
         entry_id: str,
         camera_entity_id: Callable[[], str],
         wanted: Callable[[], dict[str, Any] | None],
+        sharing: Callable[[], bool],
     ) -> None:
-        """Follow the entry: `wanted()` is its options while consent is on, else None."""
+        """Follow the entry.
+
+        wanted(): its options while consent is on, else None; sharing():
+        whether a share is live (new options wait for its end).
+        """
         self._hass = hass
         self._entry_id = entry_id
         self._camera = camera_entity_id
         self._wanted = wanted
+        self._sharing = sharing
         self._prebuffer: Prebuffer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
@@ -132,6 +138,10 @@ class InstantStart:
             audio = bool(options.get(CONF_SHARE_AUDIO))
         current = self._prebuffer
         if current is not None and current.audio != audio:
+            if options is not None and self._sharing():
+                # A live share may be reading it: new options apply from the
+                # next share, as every option does (consent off stops it now).
+                return
             self._prebuffer = None
             current.halt()
             self._background(current.async_close(), "stop")
