@@ -69,8 +69,8 @@ READER_OPTIONS_AUDIO: Final = {"fpsprobesize": "0"}
 # Bounds of one buffered keyframe interval.
 MAX_GOP_S: Final = 10.0
 MAX_GOP_BYTES: Final = 16 * 2**20
-# The camera's video codecs the readers can take (MPEG-TS; Home Assistant's
-# HLS), and its audio codecs (as Home Assistant's stream remuxes them).
+# The camera's video codecs a share can take (Home Assistant's HLS), and its
+# audio codecs (those Home Assistant's stream remuxes).
 VIDEO_CODECS: Final = frozenset({"h264", "hevc"})
 AUDIO_CODECS: Final = frozenset({"aac", "mp3"})
 OPEN_TIMEOUT_S: Final = 10.0
@@ -86,7 +86,7 @@ JOIN_TIMEOUT_S: Final = OPEN_TIMEOUT_S + READ_TIMEOUT_S
 # Names a reader may use (in its URL), and how many are remembered.
 NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NAMES_KEPT: Final = 64
-PATH: Final = "/prebuffer/{name}.ts"
+PATH: Final = "/prebuffer/{name}.nut"
 # The camera opened without estimating its frame rate, which reads about 20
 # frames first; only the video track of an RTSP camera unless audio is read.
 FAST_OPEN: Final = {"fpsprobesize": "0"}
@@ -142,7 +142,7 @@ class _Name:
 class _Reader:
     """One reader's connection: its muxer and what its name has had."""
 
-    ts: LoopbackReader
+    out: LoopbackReader
     name: _Name
 
 
@@ -277,7 +277,7 @@ class Prebuffer:
         self._gop = None
         readers, self._readers = self._readers, []
         for reader in readers:
-            reader.ts.end()
+            reader.out.end()
 
     async def async_close(self) -> None:
         """Stop: halt, stop listening, wait for the thread (bounded)."""
@@ -313,7 +313,7 @@ class Prebuffer:
     # Executor and reading thread.
 
     def _add(
-        self, name: str, ts: LoopbackReader, connection: _Connection
+        self, name: str, out: LoopbackReader, connection: _Connection
     ) -> _Reader | None:
         """Add a reader; send it the buffered GOP if its name has not had it."""
         with self._lock:
@@ -327,14 +327,14 @@ class Prebuffer:
                 state.connection, state.last_sent = connection.number, None
             state.burst = None
             gop = self._gop
-            reader = _Reader(ts, state)
+            reader = _Reader(out, state)
             if gop is not None and (
                 state.last_sent is None or gop.start > state.last_sent
             ):
                 for packet, index, read_at in gop.packets:
                     self._mux(reader, packet, index, read_at)
                 age = timedelta(seconds=time.monotonic() - gop.read_at)
-                state.burst = Burst(gop.last_video + ts.shift, datetime.now(UTC) - age)
+                state.burst = Burst(gop.last_video + out.shift, datetime.now(UTC) - age)
                 self.stats.bursts += 1
             self._readers.append(reader)
             return reader
@@ -342,13 +342,13 @@ class Prebuffer:
     def _mux(
         self, reader: _Reader, packet: av.Packet[Stream], index: int, read_at: float
     ) -> None:
-        ts = reader.ts
-        if not ts.started:
+        out = reader.out
+        if not out.started:
             if index or not packet.is_keyframe:
                 return
-            ts.shift = BASE_TICKS - (packet.dts or 0)
+            out.shift = BASE_TICKS - (packet.dts or 0)
         try:
-            ts.mux(packet, read_at, index)
+            out.mux(packet, read_at, index)
         except av.FFmpegError:
             # This reader's muxer refused the packet: it starts afresh.
             self._end(reader)
@@ -361,7 +361,7 @@ class Prebuffer:
         if reader in self._readers:
             self._readers.remove(reader)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(reader.ts.end)
+            self._loop.call_soon_threadsafe(reader.out.end)
 
     def _work(self) -> None:
         delays = iter(RETRY_DELAYS_S)
