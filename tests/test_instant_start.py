@@ -11,6 +11,7 @@ from typing import Any
 
 import av
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -23,6 +24,7 @@ from custom_components.rtcc_share.const import (
 )
 from custom_components.rtcc_share.live import tokens
 from custom_components.rtcc_share.live.instant_start import InstantStart
+from custom_components.rtcc_share.live.loopback import LoopbackServer
 from custom_components.rtcc_share.live.prebuffer import Prebuffer
 
 from .common import (
@@ -373,3 +375,49 @@ async def test_new_options_wait_for_the_live_share_to_end(
     await hass.async_block_till_done()
     assert _instant(integration).prebuffer is None
     assert not prebuffer.running
+
+
+@pytest.mark.parametrize("stream_source", ["none", "raises"])
+async def test_a_camera_without_a_stream_source(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    source_camera: SourceCamera,
+    city_player: Grant,
+    monkeypatch: pytest.MonkeyPatch,
+    stream_source: str,
+) -> None:
+    """Nothing to buffer: the grant reads the camera as without instant start."""
+    if stream_source == "none":
+        source_camera.source = None
+    else:
+
+        async def raising() -> str:
+            raise HomeAssistantError
+
+        monkeypatch.setattr(source_camera, "stream_source", raising)
+    await turn_on_consent(hass)
+    instant = _instant(integration)
+    await asyncio.sleep(0.7)
+    assert instant.prebuffer is not None
+    assert not instant.prebuffer.connected
+    assert instant.share_source() is None
+    status, body = await city_player.activate("JPD-RTCC-0005")
+    assert (status, body.get("error")) == (503, "camera_unavailable")
+
+
+async def test_a_prebuffer_that_cannot_listen(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No loopback port: logged, nothing runs; the next change tries again."""
+
+    async def refuse(self: Any) -> None:
+        raise OSError
+
+    monkeypatch.setattr(LoopbackServer, "async_open", refuse)
+    await turn_on_consent(hass)
+    await hass.async_block_till_done()
+    assert _instant(integration).prebuffer is None
+    assert "Instant start could not begin: OSError" in caplog.text

@@ -2,16 +2,22 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from fractions import Fraction
+import io
+import itertools
+from pathlib import Path
 import threading
 import time
 from typing import Any
 
 import aiohttp
 import av
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
 import pytest
 
 from custom_components.rtcc_share.live import prebuffer as prebuffer_module
+from custom_components.rtcc_share.live.loopback import LoopbackReader
 from custom_components.rtcc_share.live.prebuffer import (
     BASE_TICKS,
     READER_OPTIONS,
@@ -19,7 +25,7 @@ from custom_components.rtcc_share.live.prebuffer import (
     Prebuffer,
 )
 
-from .gop_camera import TICKS, GopCamera, frame_number
+from .gop_camera import TICKS, GopCamera, clip, frame_number
 
 THREAD = "rtcc_share prebuffer"
 
@@ -277,3 +283,170 @@ async def test_no_camera_no_reader(hass: Any) -> None:
     with pytest.raises(RuntimeError):
         await buffer.async_open()
     assert _no_threads()
+
+
+class _Demuxed:
+    """A container whose demuxer gives these packets (as a camera might)."""
+
+    def __init__(self, packets: list[tuple[int | None, int | None, bool]]) -> None:
+        self._output = av.open(io.BytesIO(), "w", format="mpegts")
+        self.video = self._output.add_stream("h264", rate=10)
+        data = clip(1.0)[0][0]
+        self.packets = []
+        for pts, dts, keyframe in packets:
+            packet = av.Packet(data)
+            packet.stream = self.video
+            packet.time_base = Fraction(1, 90_000)
+            packet.pts, packet.dts, packet.is_keyframe = pts, dts, keyframe
+            self.packets.append(packet)
+
+    def demux(self, streams: object) -> Any:
+        return iter(self.packets)
+
+
+def test_timestamps_the_prebuffer_passes_on() -> None:
+    """From the first keyframe on, in order, in 90 kHz; a jump ends the connection."""
+    prebuffer = Prebuffer(Source(None), audio=False)
+    camera = _Demuxed(
+        [
+            (0, 0, False),  # before the first keyframe
+            (9000, None, True),  # no DTS: its PTS stands for it
+            (None, None, False),  # no timestamp at all
+            (18000, 18000, False),
+            (18000, 18000, False),  # not after the one before
+            (27000, 27000, False),
+            (20 * 90_000, 20 * 90_000, False),  # a jump
+        ]
+    )
+    packets = prebuffer._packets(camera, camera.video, None)  # type: ignore[arg-type]
+    kept = [(p.dts, p.is_keyframe) for p, _ in itertools.islice(packets, 3)]
+    assert kept == [(9000, True), (18000, False), (27000, False)]
+    with pytest.raises(prebuffer_module.SourceError):
+        next(packets)
+
+
+@pytest.mark.parametrize("audio", [False, True])
+async def test_how_the_camera_is_opened(
+    audio: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fast, with the camera's options; RTSP video only unless audio is shared.
+
+    A camera that cannot be opened is retried, its error never logged.
+    """
+    opened: list[dict[str, str]] = []
+
+    def refuse(url: str, options: dict[str, str], timeout: object) -> None:
+        opened.append(options)
+        raise av.ConnectionRefusedError(111, "refused", url)
+
+    monkeypatch.setattr(prebuffer_module.av, "open", refuse)
+
+    async def rtsp() -> CameraSource:
+        return CameraSource("rtsp://user:pw@127.0.0.1:9/x", {"stimeout": "5000000"})
+
+    buffer = Prebuffer(rtsp, audio=audio)
+    await buffer.async_open()
+    await _until(lambda: len(opened) >= 2)
+    await buffer.async_close()
+    expected = {"fpsprobesize": "0", "timeout": "5000000"}
+    if not audio:
+        expected["allowed_media_types"] = "video"
+    assert opened[0] == expected
+    assert not buffer.connected
+
+
+async def test_a_source_that_fails_or_is_not_video(hass: Any, tmp_path: Path) -> None:
+    """A stream source that raises, or has no H.264/HEVC video: retried, no reader."""
+    calls = 0
+
+    async def raising() -> CameraSource:
+        nonlocal calls
+        calls += 1
+        raise HomeAssistantError
+
+    buffer = Prebuffer(raising, audio=False)
+    await buffer.async_open()
+    await _until(lambda: calls >= 2)
+    await buffer.async_close()
+
+    clip_path = tmp_path / "mjpeg.mkv"
+    with av.open(str(clip_path), "w") as output:
+        stream = output.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        for index in range(5):
+            frame = av.VideoFrame(64, 48, "yuvj420p")
+            frame.pts = index
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode())
+    source = Source(str(clip_path))
+    buffer = Prebuffer(source, audio=False)
+    await buffer.async_open()
+    await _until(lambda: source.calls >= 2)
+    assert buffer.stats.camera_connections == 0
+    await buffer.async_close()
+
+
+async def test_names_kept_and_readers_refused_by_their_muxer(
+    hass: Any,
+    camera: GopCamera,
+    prebuffer: Prebuffer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At most NAMES_KEPT names remembered; a reader whose muxer fails is ended."""
+    monkeypatch.setattr(prebuffer_module, "NAMES_KEPT", 1)
+    await hass.async_add_executor_job(_read, prebuffer.url("first"), 1, READER_OPTIONS)
+    await hass.async_add_executor_job(_read, prebuffer.url("second"), 1, READER_OPTIONS)
+    assert list(prebuffer._names) == ["second"]
+
+    def failing(*args: object) -> None:
+        raise ValueError
+
+    monkeypatch.setattr(LoopbackReader, "mux", failing)
+    frames = await hass.async_add_executor_job(_read_or_nothing, prebuffer.url("third"))
+    assert frames == []
+    await _until(lambda: not prebuffer._readers)
+
+
+def _read_or_nothing(url: str) -> list[Any]:
+    try:
+        return [frame for _, frame in _read(url, 1, READER_OPTIONS)]
+    except av.FFmpegError:
+        return []
+
+
+async def test_halted_before_it_opened() -> None:
+    """Halted while opening: nothing listens, nothing reads the camera."""
+    buffer = Prebuffer(Source(None), audio=False)
+    buffer.halt()
+    await buffer.async_open()
+    assert not buffer.running
+    assert buffer._thread is None
+    assert buffer.buffered() == (0.0, 0)
+    await buffer.async_close()
+    assert _no_threads()
+
+
+async def test_an_unexpected_failure_is_retried(
+    camera: GopCamera,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Anything unexpected while reading: its type logged, the camera read again."""
+    keep = Prebuffer._keep
+    failed = False
+
+    def failing_once(self: Prebuffer, *args: Any) -> None:
+        nonlocal failed
+        if not failed:
+            failed = True
+            raise RuntimeError(camera.url)
+        keep(self, *args)
+
+    monkeypatch.setattr(Prebuffer, "_keep", failing_once)
+    buffer = Prebuffer(Source(camera.url), audio=False)
+    await buffer.async_open()
+    await _until(lambda: buffer.lookback() is not None)
+    assert buffer.stats.camera_connections == 2
+    await buffer.async_close()
+    assert "camera reader: RuntimeError" in caplog.text
+    assert camera.url not in caplog.text

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from http import HTTPStatus
+import logging
 import re
 import threading
 import time
@@ -50,6 +51,8 @@ from av.rational import AVRational
 from av.stream import Stream
 
 from .loopback import LoopbackReader, LoopbackServer, async_send, from_loop
+
+_LOGGER = logging.getLogger(__name__)
 
 # Readers' timestamps: 90 kHz, the first keyframe at one second (never zero,
 # never negative, whatever comes with it).
@@ -349,7 +352,7 @@ class Prebuffer:
             out.shift = BASE_TICKS - (packet.dts or 0)
         try:
             out.mux(packet, read_at, index)
-        except av.FFmpegError:
+        except Exception:  # noqa: BLE001 - one reader's muxer, not the camera
             # This reader's muxer refused the packet: it starts afresh.
             self._end(reader)
             return
@@ -372,6 +375,9 @@ class Prebuffer:
                 self._read()
             except SourceError:
                 pass
+            except Exception as err:  # noqa: BLE001 - the camera is retried
+                # The type only: PyAV's messages can carry the camera's URL.
+                _LOGGER.warning("Instant start's camera reader: %s", type(err).__name__)
             finally:
                 with self._lock:
                     self._connection = self._gop = None
