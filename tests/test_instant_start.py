@@ -421,3 +421,31 @@ async def test_a_prebuffer_that_cannot_listen(
     await hass.async_block_till_done()
     assert _instant(integration).prebuffer is None
     assert "Instant start could not begin: OSError" in caplog.text
+
+
+@pytest.mark.parametrize("keyframe_s", [4.0])
+async def test_a_long_burst_is_one_segment(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    gop_camera: GopCamera,
+    city_player: Grant,
+) -> None:
+    """A burst longer than 1.5 s is the first segment, whole.
+
+    A player starting a little behind live (PART-HOLD-BACK) then starts in
+    it, at its keyframe, never in a segment without one.
+    """
+    await turn_on_consent(hass)
+    await _buffering(integration)
+    await _until(lambda: gop_camera.now() % gop_camera.gop == 33)
+    status, _ = await city_player.activate("JPD-RTCC-0006")
+    assert status == 201
+    await city_player.get("master_playlist.m3u8")
+    playlist = (await city_player.get("playlist.m3u8")).decode()
+    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", playlist)]
+    assert durations[0] > 2.5
+    assert 'segment/1.0.m4s",INDEPENDENT=YES' in playlist
+    hold_back = float(re.findall(r"PART-HOLD-BACK=([\d.]+)", playlist)[0])
+    parts = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", playlist)]
+    assert sum(parts) - hold_back < durations[0]
+    await city_player.end("JPD-RTCC-0006")

@@ -152,9 +152,9 @@ class _ShareMuxer(StreamMuxer):
     and, if the connection began with a burst of buffered video (instant
     start), where that ends, so the buffered video is a complete segment at
     once, stamped with the time its keyframe came (not the connection's), and
-    then FIRST_SEGMENT_S after that keyframe even if another came between; a
-    segment left by such a cut, which starts without a keyframe, ends at the
-    next keyframe whatever its length.
+    then, if the burst was shorter, FIRST_SEGMENT_S after that keyframe even
+    if another came between; a segment left by such a cut, which starts
+    without a keyframe, ends at the next keyframe whatever its length.
     """
 
     def __init__(
@@ -189,9 +189,12 @@ class _ShareMuxer(StreamMuxer):
     def reset(self, video_dts: int) -> None:
         self._segments += 1
         if self._segments == 1:
-            self._cuts.append(
-                video_dts + round(FIRST_SEGMENT_S / self._video.time_base)
-            )
+            cut = video_dts + round(FIRST_SEGMENT_S / self._video.time_base)
+            # A burst longer than that is one segment: players that start a
+            # little behind live (hls.js) then start in it, at its keyframe,
+            # not in a segment that has none.
+            if not self._cuts or cut > self._cuts[0]:
+                self._cuts.append(cut)
         self._start_dts = video_dts
         self._on_keyframe = None
         super().reset(video_dts)

@@ -179,10 +179,11 @@ class _Connection:
 
 
 def _ticks(value: int | None, time_base: AVRational) -> int | None:
-    """Return a timestamp in 90 kHz ticks; None without one."""
+    """Return a timestamp in 90 kHz ticks, rounded; None without one."""
     if value is None or not time_base:
         return None
-    return round(Fraction(value * time_base.num, time_base.den) / TIME_BASE)
+    den = time_base.den * TIME_BASE.numerator
+    return (2 * value * time_base.num * TIME_BASE.denominator + den) // (2 * den)
 
 
 class Prebuffer:
