@@ -26,16 +26,18 @@ frame to a whole interval. The first-frame clients are those of
 1`, the city viewer page with hls.js 1.7.4 in Debian's `chromium`), in turn,
 with and without instant start alternating.
 
-Idle cost: windows of `--window` seconds, interleaved: nothing streaming,
-the prebuffer (consent on for the instant-start share), Home Assistant's
-preload stream (consent off; preload on, its stream started once with
-`camera/stream`, then left alone), twice each. CPU is the hass process's
-(every thread's schedstat) minus the idle windows'; memory its RSS at each
-window's end minus the idle windows'. The prebuffer's own thread and Home
-Assistant's `stream_worker` thread are given as context, with what the
-prebuffer held (the integration's diagnostics).
+Idle cost, one camera at a time (every share's consent off but the one
+measured): windows of `--window` seconds, the prebuffer (consent on for the
+instant-start share) twice and Home Assistant's preload stream (consent
+off; preload on, its stream started once with `camera/stream`, then left
+alone) twice, each after a window with nothing streaming. A phase's cost
+is the hass process's CPU (every thread's schedstat) and RSS at the
+window's end, minus those of the idle window before it; the medians are
+compared. Every window asks the integration's diagnostics what the
+prebuffer holds every 5 s. The prebuffer's own thread and Home Assistant's
+`stream_worker` thread are given as context.
 
-Run from the repository root (about 25 min on a 2-core machine):
+Run from the repository root (about 30 min on a 2-core machine):
 
     .venv/bin/python bench/instant_start.py [--runs 5] [--window 30] [--port 18273]
 
@@ -215,17 +217,22 @@ class Window:
 
 
 async def _window(
-    bench: Bench, phase: str, seconds: float, share: Share | None, thread: str
+    bench: Bench, phase: str, seconds: float, share: Share, thread: str
 ) -> Window:
-    """Measure the hass process for seconds; sample what the prebuffer holds."""
+    """Measure the hass process for seconds.
+
+    What the prebuffer holds is sampled every 5 s in every window (the same
+    diagnostics request whatever runs, so it costs every phase alike).
+    """
     pid = bench.hass.pid
     before, began = _threads(pid), time.monotonic()
     held: list[tuple[float, int]] = []
     while time.monotonic() - began < seconds:
         await asyncio.sleep(min(5, seconds - (time.monotonic() - began)))
-        if share is not None:
-            diagnostics = await _diagnostics(bench, share)
-            held.append((diagnostics["buffered_s"], diagnostics["buffered_bytes"]))
+        diagnostics = await _diagnostics(bench, share)
+        held.append(
+            (diagnostics.get("buffered_s", 0.0), diagnostics.get("buffered_bytes", 0))
+        )
     after, wall = _threads(pid), time.monotonic() - began
     total = sum(ns - before.get(tid, ("", 0))[1] for tid, (_, ns) in after.items())
     named = sum(
@@ -261,28 +268,26 @@ async def _no_ha_worker(bench: Bench) -> None:
     await _until(check, 90, "Home Assistant's preload stream to stop")
 
 
+PHASES = (
+    *("idle", "prebuffer", "idle", "preload"),
+    *("idle", "preload", "idle", "prebuffer"),
+)
+
+
 async def _idle_cost(bench: Bench, camera: Camera, seconds: float) -> None:
-    """Idle, prebuffer and preload windows, interleaved; print the lines."""
+    """Prebuffer and preload windows, each after an idle one; print the lines."""
     api = bench.api
     share = camera.instant
     windows: list[Window] = []
-    await api.set_consent(camera.plain, False)
-    for phase in ("idle", "prebuffer", "preload", "prebuffer", "preload", "idle"):
+    for phase in PHASES:
         await api.set_consent(share, phase == "prebuffer")
         if phase == "prebuffer":
             await _buffering(bench, share)
         if phase == "preload":
             await _preload(bench, camera.preload, True)
         await asyncio.sleep(3)  # settled: connected, first segments made
-        windows.append(
-            await _window(
-                bench,
-                phase,
-                seconds,
-                share if phase == "prebuffer" else None,
-                PREBUFFER_THREAD if phase == "prebuffer" else HA_WORKER_THREAD,
-            )
-        )
+        thread = PREBUFFER_THREAD if phase == "prebuffer" else HA_WORKER_THREAD
+        windows.append(await _window(bench, phase, seconds, share, thread))
         if phase == "preload":
             await _preload(bench, camera.preload, False)
             await _no_ha_worker(bench)
@@ -290,10 +295,20 @@ async def _idle_cost(bench: Bench, camera: Camera, seconds: float) -> None:
     def of(phase: str) -> list[Window]:
         return [w for w in windows if w.phase == phase]
 
-    idle_cpu = median([w.cpu_pct for w in of("idle")])
-    idle_rss = median([w.rss_mb for w in of("idle")])
-    pre_cpu = median([w.cpu_pct for w in of("prebuffer")]) - idle_cpu
-    ha_cpu = median([w.cpu_pct for w in of("preload")]) - idle_cpu
+    def added(phase: str) -> tuple[float, float]:
+        """Median CPU (% of a core) and RSS (MB) over the idle window before."""
+        pairs = [
+            (w, windows[index - 1])
+            for index, w in enumerate(windows)
+            if w.phase == phase
+        ]
+        return (
+            median([w.cpu_pct - idle.cpu_pct for w, idle in pairs]),
+            median([w.rss_mb - idle.rss_mb for w, idle in pairs]),
+        )
+
+    pre_cpu, pre_rss = added("prebuffer")
+    ha_cpu, ha_rss = added("preload")
     out(
         f"instant start, {camera.interval} s keyframes: idle cost, Home Assistant "
         f"CPU with the prebuffer running: {pre_cpu:.2f} % of a core vs its own "
@@ -304,24 +319,23 @@ async def _idle_cost(bench: Bench, camera: Camera, seconds: float) -> None:
     held = [h for w in of("prebuffer") for h in w.held]
     held_s = max(s for s, _ in held)
     held_mb = max(b for _, b in held) / 2**20
-    pre_rss = max(w.rss_mb for w in of("prebuffer")) - idle_rss
-    ha_rss = max(w.rss_mb for w in of("preload")) - idle_rss
     out(
         f"instant start, {camera.interval} s keyframes: idle cost, memory Home "
         f"Assistant adds with the prebuffer running (RSS): {pre_rss:.1f} MB vs its "
-        f"own preload stream {ha_rss:.1f} MB = ratio "
-        f"{pre_rss / ha_rss if ha_rss > 0 else float('nan'):.2f} (target <= the "
-        f"preload stream's + one buffered interval, {held_mb:.2f} MB) "
+        f"own preload stream {ha_rss:.1f} MB (target <= the preload stream's + "
+        f"one buffered interval, {held_mb:.2f} MB) "
         f"{verdict(pre_rss <= ha_rss + held_mb)}"
     )
+    idle = of("idle")
     out(
-        f"  context: idle Home Assistant {idle_cpu:.2f} % of a core, RSS "
-        f"{idle_rss:.1f} MB; the prebuffer's thread "
-        f"{median([w.thread_pct for w in of('prebuffer')]):.2f} %, Home "
-        f"Assistant's stream_worker thread "
+        f"  context: idle Home Assistant {median([w.cpu_pct for w in idle]):.2f} % "
+        f"of a core, RSS {median([w.rss_mb for w in idle]):.1f} MB; the "
+        f"prebuffer's thread {median([w.thread_pct for w in of('prebuffer')]):.2f} "
+        f"%, Home Assistant's stream_worker thread "
         f"{median([w.thread_pct for w in of('preload')]):.2f} %; the prebuffer "
         f"held at most {held_s:.2f} s ({held_mb:.2f} MB) of a {camera.interval} s "
-        f"keyframe interval; windows {[(w.phase, round(w.cpu_pct, 2), round(w.rss_mb, 1)) for w in windows]}"
+        f"keyframe interval; windows (phase, % of a core, RSS MB) "
+        f"{[(w.phase, round(w.cpu_pct, 2), round(w.rss_mb, 1)) for w in windows]}"
     )
 
 
@@ -362,6 +376,10 @@ async def measure(bench: Bench, args: argparse.Namespace) -> None:
                         await api.set_consent(share, True)
                     await _first_frames(bench, camera, args.runs, clients, rng)
                     _first_frame_lines(camera, args.runs)
+        # Nothing else streams while one camera's idle cost is measured.
+        for camera in cameras:
+            for share in (camera.instant, camera.plain):
+                await api.set_consent(share, False)
         for camera in cameras:
             await _idle_cost(bench, camera, args.window)
 
