@@ -25,6 +25,7 @@ from custom_components.rtcc_share.const import (
     CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
+    CONF_PRIVACY_MASKS,
     CONF_REQUIRE_RECIPIENT,
     CONF_STREAM_KINDS,
     CONF_TURN_SECRET,
@@ -49,6 +50,8 @@ from .conftest import SourceCamera
 CLOUD_REMOTE_UI = "https://0123456789abcdef.ui.nabu.casa"
 
 USER_INPUT = {CONF_CAMERA_ENTITY_ID: CAMERA, CONF_AGENCY_NAME: "Jackson PD RTCC"}
+# The options form shows the privacy masks as text, one rectangle per line.
+FORM_DEFAULTS = {**DEFAULT_OPTIONS, CONF_PRIVACY_MASKS: ""}
 
 
 async def _reconfigure(hass: HomeAssistant, entry: ConfigEntry, step: str) -> Any:
@@ -397,7 +400,7 @@ async def test_options_flow(hass: HomeAssistant, integration: MockConfigEntry) -
         CONF_NOTIFY_TARGETS
     }
     new = {
-        **DEFAULT_OPTIONS,
+        **FORM_DEFAULTS,
         CONF_MAX_DISTANCE_M: 250.0,
         CONF_ALLOWED_INCIDENT_TYPES: ["shots_fired"],
         CONF_NOTIFY_TARGETS: ["notify.mobile_app_phone"],
@@ -453,7 +456,7 @@ async def test_options_errors(
     """Out-of-range or malformed options are refused with a translated error."""
     result = await hass.config_entries.options.async_init(integration.entry_id)
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**DEFAULT_OPTIONS, **change}
+        result["flow_id"], {**FORM_DEFAULTS, **change}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {field: error}
@@ -469,7 +472,7 @@ async def test_options_outside_range_rejected_by_selector(
     result = await hass.config_entries.options.async_init(integration.entry_id)
     with pytest.raises(InvalidData):
         await hass.config_entries.options.async_configure(
-            result["flow_id"], {**DEFAULT_OPTIONS, **change}
+            result["flow_id"], {**FORM_DEFAULTS, **change}
         )
 
 
@@ -539,11 +542,16 @@ async def test_webrtc_only_camera_can_be_shared_over_webrtc(
     ):
         camera.source = None
         result = await _start(hass)
+        # The resident is told that such a camera cannot be masked.
+        assert result["step_id"] == "webrtc_only"
+        assert result["description_placeholders"] == {"camera": "Front door"}
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
         assert result["step_id"] == "key"
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"key_mode": "generate"}
         )
     assert result["options"][CONF_STREAM_KINDS] == [STREAM_WEBRTC]
+    assert result["options"][CONF_PRIVACY_MASKS] == []
 
 
 async def test_camera_with_a_stream_source_shares_hls_by_default(
@@ -562,7 +570,7 @@ async def test_options_need_a_kind_of_live_view(
 ) -> None:
     """A resident who picks no kind of live view is told to pick one."""
     result = await hass.config_entries.options.async_init(integration.entry_id)
-    user_input = {**DEFAULT_OPTIONS, CONF_STREAM_KINDS: []}
+    user_input = {**FORM_DEFAULTS, CONF_STREAM_KINDS: []}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], user_input
     )
@@ -574,7 +582,7 @@ async def test_options_refuse_an_ice_server_that_is_not_stun_or_turn(
 ) -> None:
     """ICE servers are stun:/turn: URLs, optionally with a user and password."""
     result = await hass.config_entries.options.async_init(integration.entry_id)
-    user_input = {**DEFAULT_OPTIONS, CONF_ICE_SERVERS: ["https://cloud.example.org"]}
+    user_input = {**FORM_DEFAULTS, CONF_ICE_SERVERS: ["https://cloud.example.org"]}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], user_input
     )
@@ -584,7 +592,7 @@ async def test_options_refuse_an_ice_server_that_is_not_stun_or_turn(
 async def _options(hass: HomeAssistant, entry: MockConfigEntry, **changes: Any) -> Any:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     return await hass.config_entries.options.async_configure(
-        result["flow_id"], {**DEFAULT_OPTIONS, **changes}
+        result["flow_id"], {**FORM_DEFAULTS, **changes}
     )
 
 

@@ -41,6 +41,7 @@ from .const import (
     CONF_ICE_SERVERS,
     CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
     CONF_NOTIFY_TARGETS,
+    CONF_PRIVACY_MASKS,
     CONF_REQUIRE_RECIPIENT,
     CONF_SHARE_AUDIO,
     CONF_STREAM_KINDS,
@@ -61,8 +62,15 @@ from .const import (
 )
 from .live import webrtc_share
 from .live.ice import IceServerError, check_options as check_ice_options
+from .live.masks import (
+    InvalidMasksError,
+    Mask,
+    format_masks,
+    masks_from_option,
+    parse_masks,
+)
 from .signature import InvalidKeyError, check_new_key, generate_secret
-from .source_camera import camera_to_store
+from .source_camera import camera_entity_id, camera_to_store
 
 CONF_KEY_MODE = "key_mode"
 KEY_MODE_GENERATE = "generate"
@@ -146,6 +154,18 @@ async def _async_validate_camera(hass: HomeAssistant, entity_id: str) -> str | N
     return None if kinds else "no_stream_source"
 
 
+async def _async_webrtc_only(hass: HomeAssistant, entity_id: str) -> bool:
+    """Return True for a camera whose video never passes through the home.
+
+    A camera that streams only over WebRTC (Ring, Nest) has no stream
+    source: it cannot be given privacy masks. A camera that is off now is
+    not judged by what it offers now.
+    """
+    with suppress(HomeAssistantError):
+        return await _async_camera_kinds(hass, entity_id) == [STREAM_WEBRTC]
+    return False
+
+
 def _hand_over_url(hass: HomeAssistant, webhook_id: str) -> tuple[str, str | None]:
     """Return the webhook URL for the city, and what the screen must say of it.
 
@@ -212,6 +232,8 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_CAMERA_ENTITY_ID: camera_to_store(self.hass, camera),
                     CONF_AGENCY_NAME: agency,
                 }
+                if await _async_webrtc_only(self.hass, camera):
+                    return await self.async_step_webrtc_only()
                 return await self.async_step_key()
         schema = probatio.Schema(
             {
@@ -225,6 +247,18 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(schema, user_input),
             errors=errors,
+        )
+
+    async def async_step_webrtc_only(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Tell the resident that this camera's picture cannot be masked."""
+        if user_input is not None:
+            return await self.async_step_key()
+        state = self.hass.states.get(self._camera)
+        return self.async_show_form(
+            step_id="webrtc_only",
+            description_placeholders={"camera": state.name if state else self._camera},
         )
 
     async def async_step_key(
@@ -393,6 +427,10 @@ def _options_schema(hass: HomeAssistant) -> probatio.Schema:
             translation_key=CONF_STREAM_KINDS,
         )
     )
+    # The masks' text form, one rectangle per line (stored as fractions).
+    fields[probatio.Optional(CONF_PRIVACY_MASKS)] = TextSelector(
+        TextSelectorConfig(multiline=True)
+    )
     return probatio.Schema(fields)
 
 
@@ -418,6 +456,14 @@ def _validate_options(user_input: Mapping[str, Any], errors: dict[str, str]) -> 
         errors[err.field] = err.reason
 
 
+def _stored_masks_text(options: Mapping[str, Any]) -> str:
+    """Return the form's text of the stored masks ("" if they are not valid)."""
+    try:
+        return format_masks(masks_from_option(options.get(CONF_PRIVACY_MASKS, [])))
+    except InvalidMasksError:
+        return ""
+
+
 class RtccShareOptionsFlow(OptionsFlow):
     """The resident's limits; defaults are the privacy-preserving ones."""
 
@@ -426,20 +472,50 @@ class RtccShareOptionsFlow(OptionsFlow):
     ) -> ConfigFlowResult:
         """Show every option with its range."""
         errors: dict[str, str] = {}
+        placeholders = {"line": "-"}
         if user_input is not None:
             _validate_options(user_input, errors)
+            masks = await self._async_validate_masks(user_input, errors, placeholders)
             if not errors:
                 options = {
                     **DEFAULT_OPTIONS,
                     **user_input,
                     **{option: int(user_input[option]) for option in OPTION_RANGES},
+                    CONF_PRIVACY_MASKS: [list(mask) for mask in masks],
                 }
                 return self.async_create_entry(data=options)
-        current = {**DEFAULT_OPTIONS, **self.config_entry.options, **(user_input or {})}
+        current = {
+            **DEFAULT_OPTIONS,
+            **self.config_entry.options,
+            CONF_PRIVACY_MASKS: _stored_masks_text(self.config_entry.options),
+            **(user_input or {}),
+        }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
                 _options_schema(self.hass), current
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
+
+    async def _async_validate_masks(
+        self,
+        user_input: Mapping[str, Any],
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> tuple[Mask, ...]:
+        """Return the masks of the form's text, or none with an error set."""
+        try:
+            masks = parse_masks(str(user_input.get(CONF_PRIVACY_MASKS) or ""))
+        except InvalidMasksError as err:
+            errors[CONF_PRIVACY_MASKS] = err.reason
+            if err.line is not None:
+                placeholders["line"] = str(err.line)
+            return ()
+        camera = camera_entity_id(
+            self.hass, self.config_entry.data[CONF_CAMERA_ENTITY_ID]
+        )
+        if masks and await _async_webrtc_only(self.hass, camera):
+            errors[CONF_PRIVACY_MASKS] = "masks_need_stream_source"
+        return masks
