@@ -671,3 +671,97 @@ async def test_options_offer_the_turn_secret_as_a_password(
     assert schema[secret].config["type"] == "password"
     [accepted] = [key for key in schema if key == CONF_ICE_STATIC_CREDENTIALS_ACCEPTED]
     assert accepted.description == {"suggested_value": False}
+
+
+async def test_options_take_privacy_masks_as_text_and_store_fractions(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """One rectangle per line, in percentages; stored as fractions, shown back."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    [field] = [key for key in result["data_schema"].schema if key == CONF_PRIVACY_MASKS]
+    assert field.description == {"suggested_value": ""}
+    assert result["data_schema"].schema[field].config["multiline"] is True
+    text = "0, 0, 30, 100\n\n61 42.5 90% 97"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**FORM_DEFAULTS, CONF_PRIVACY_MASKS: text}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_PRIVACY_MASKS] == [
+        [0.0, 0.0, 0.3, 1.0],
+        [0.61, 0.425, 0.9, 0.97],
+    ]
+    await hass.async_block_till_done()
+    assert integration.runtime_data.masked.masks == (
+        (0.0, 0.0, 0.3, 1.0),
+        (0.61, 0.425, 0.9, 0.97),
+    )
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    [field] = [key for key in result["data_schema"].schema if key == CONF_PRIVACY_MASKS]
+    assert field.description == {"suggested_value": "0, 0, 30, 100\n61, 42.5, 90, 97"}
+    # Left empty (the frontend may leave the field out): no masks.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {k: v for k, v in FORM_DEFAULTS.items() if k != CONF_PRIVACY_MASKS},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_PRIVACY_MASKS] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "line"),
+    [
+        ("\n".join(["0, 0, 10, 10"] * 9), "too_many_masks", "-"),
+        ("0, 0, 30", "invalid_mask_line", "1"),
+        ("0, 0, 30, 100\nleft, 0, 30, 100", "invalid_mask_line", "2"),
+        ("0, 0, 30, 100\n\n0, 0, 101, 100", "mask_out_of_range", "3"),
+        ("30, 0, 10, 100", "empty_mask", "1"),
+    ],
+)
+async def test_options_refuse_privacy_masks_with_the_line(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    text: str,
+    error: str,
+    line: str,
+) -> None:
+    """A translated error on the field, naming the line it is about."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**FORM_DEFAULTS, CONF_PRIVACY_MASKS: text}
+    )
+    assert result["errors"] == {CONF_PRIVACY_MASKS: error}
+    assert result["description_placeholders"] == {"line": line}
+    assert integration.options[CONF_PRIVACY_MASKS] == []
+
+
+async def test_options_refuse_masks_for_a_webrtc_only_camera(
+    hass: HomeAssistant, integration: MockConfigEntry, camera: SourceCamera
+) -> None:
+    """A Ring doorbell's video never passes through the home: it cannot be masked."""
+    camera.source = None
+    with patch(
+        "custom_components.rtcc_share.live.webrtc_share.supports_webrtc",
+        return_value=True,
+    ):
+        result = await hass.config_entries.options.async_init(integration.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**FORM_DEFAULTS, CONF_PRIVACY_MASKS: "0, 0, 30, 100"}
+        )
+        assert result["errors"] == {CONF_PRIVACY_MASKS: "masks_need_stream_source"}
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], FORM_DEFAULTS
+        )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_options_show_no_text_for_stored_masks_that_are_not_valid(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """Masks stored outside the flow that are not valid are not shown as masks."""
+    hass.config_entries.async_update_entry(
+        integration, options={**integration.options, CONF_PRIVACY_MASKS: [[2, 0, 3, 1]]}
+    )
+    await hass.async_block_till_done()
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    [field] = [key for key in result["data_schema"].schema if key == CONF_PRIVACY_MASKS]
+    assert field.description == {"suggested_value": ""}

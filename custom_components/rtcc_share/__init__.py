@@ -1,6 +1,10 @@
 """Share a doorbell camera with a city's Real Time Crime Center, on the resident's terms."""
 
-from homeassistant.const import EVENT_CORE_CONFIG_UPDATE, Platform
+from homeassistant.const import (
+    EVENT_CORE_CONFIG_UPDATE,
+    EVENT_HOMEASSISTANT_STOP,
+    Platform,
+)
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
@@ -127,6 +131,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
     entry.async_on_unload(
         hass.bus.async_listen(EVENT_CORE_CONFIG_UPDATE, _core_config_updated)
     )
+
+    async def _ha_stopping(_event: Event) -> None:
+        # Entries are not unloaded when Home Assistant stops: stop reading
+        # the camera for the masked picture here.
+        await masked.async_close()
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _ha_stopping))
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     entry.async_on_unload(_async_follow_camera(hass, entry))
     return True
