@@ -765,3 +765,16 @@ async def test_options_show_no_text_for_stored_masks_that_are_not_valid(
     result = await hass.config_entries.options.async_init(integration.entry_id)
     [field] = [key for key in result["data_schema"].schema if key == CONF_PRIVACY_MASKS]
     assert field.description == {"suggested_value": ""}
+
+
+async def test_options_take_masks_for_a_camera_that_is_off(
+    hass: HomeAssistant, integration: MockConfigEntry, camera: SourceCamera
+) -> None:
+    """A camera off now is not judged by what it offers now: the masks are saved."""
+    camera._attr_is_on = False
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**FORM_DEFAULTS, CONF_PRIVACY_MASKS: "0, 0, 30, 100"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_PRIVACY_MASKS] == [[0.0, 0.0, 0.3, 1.0]]

@@ -260,3 +260,30 @@ async def test_masks_that_are_not_valid_set_while_loaded(
     records = await audit.async_export(None, None)
     [ended] = [r for r in records if r["event"] == "share_ended"]
     assert ended["reason"] == "privacy_masks_changed"
+
+
+@pytest.mark.parametrize("entry_options", [_masked(MASKS_A)])
+async def test_no_masked_source_while_the_camera_cannot_be_asked(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    camera: SourceCamera,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A camera that is off, or whose stream options are not valid: nothing to mask."""
+    masked = integration.runtime_data.masked
+    camera._attr_is_on = False
+    assert await masked.async_source() is None
+    camera._attr_is_on = True
+    camera.stream_options = {"rtsp_transport": "carrier pigeon"}
+    assert await masked.async_source() is None
+    assert "The privacy-masked view of camera.front_door cannot be made" in caplog.text
+    assert masked.current is None
+
+
+@pytest.mark.parametrize("entry_options", [_masked(MASKS_A)])
+async def test_closed_masks_grant_nothing(
+    hass: HomeAssistant, client: Any, city: City, integration: MockConfigEntry
+) -> None:
+    """Once the masked view is closed (masks not valid, Home Assistant stopping)."""
+    await integration.runtime_data.masked.async_close()
+    assert await _activate(client, city) == (503, {"error": "camera_unavailable"})

@@ -91,8 +91,6 @@ class MaskedView:
         None without masks, once closed, or while the camera has no stream
         source: there is nothing to mask then.
         """
-        if not self.masks:
-            return None
         async with self._lock:
             if self._source is None and not self._closed and self.masks:
                 self._source = await self._async_open()
