@@ -85,6 +85,11 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
         "homeassistant.components.stream.core": {"StreamView"},
         "homeassistant.components.stream.hls": {"HlsInitView"},
     },
+    "live/masked_view.py": {
+        "homeassistant.components.camera.helper": {"get_camera_from_entity_id"},
+        "homeassistant.components.camera.prefs": {"DynamicStreamSettings"},
+        "homeassistant.components.stream.const": {"ATTR_STREAMS"},
+    },
     "live/webrtc_share.py": {
         "homeassistant.components.camera.const": {"StreamType"},
         "homeassistant.components.camera.helper": {"get_camera_from_entity_id"},

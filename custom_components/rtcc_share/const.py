@@ -34,6 +34,9 @@ CONF_ICE_SERVERS: Final = "ice_servers"
 CONF_TURN_SECRET: Final = "turn_secret"
 # The resident accepts that the city keeps a fixed TURN user and password.
 CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: Final = "ice_static_credentials_accepted"
+# Rectangles painted black on every live view (contract 1.2), stored as
+# [left, top, right, bottom] fractions of the picture.
+CONF_PRIVACY_MASKS: Final = "privacy_masks"
 STREAM_HLS: Final = "hls"
 STREAM_WEBRTC: Final = "webrtc"
 STREAM_KINDS: Final = (STREAM_HLS, STREAM_WEBRTC)
@@ -71,6 +74,7 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     CONF_TURN_SECRET: "",
     # A password handed out is the city's for good, not for one share.
     CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: False,
+    CONF_PRIVACY_MASKS: [],
 }
 
 # Inclusive option ranges.

@@ -6,6 +6,7 @@ from homeassistant.config_entries import ConfigEntry
 
 from .activation import Activations
 from .audit import AuditLog
+from .live.masked_view import MaskedView
 from .rejections import Rejections
 from .session import ShareSession
 from .signature import SeenIdStore, Verifier
@@ -21,6 +22,8 @@ class RtccShareData:
     session: ShareSession
     activations: Activations
     rejections: Rejections
+    # The privacy masks in force and the masked picture they make.
+    masked: MaskedView
 
 
 type RtccShareConfigEntry = ConfigEntry[RtccShareData]

@@ -153,18 +153,23 @@ async def async_prepare(
     *,
     share_audio: bool,
     duration_s: int,
+    masked: bool = False,
 ) -> HlsShare:
     """Create the activation's own stream, not yet started.
 
     Raise AudioNotRemovableError before anything is granted if the source
     has audio that cannot be kept out; audio that appears later is gated.
+    A `masked` source is the camera's masked picture (`masked_source`): a
+    local stream that carries video only by construction, so it is not
+    probed for audio, and that is opened without the camera's own options
+    (they were used to read the camera).
     """
     camera = get_camera_from_entity_id(hass, camera_entity_id)
     camera_settings = await get_dynamic_camera_stream_settings(hass, camera_entity_id)
     stream = create_live_stream(
         hass,
         source,
-        camera.stream_options,
+        {} if masked else camera.stream_options,
         # A copy: the camera's own settings may ask to preload its stream.
         DynamicStreamSettings(orientation=camera_settings.orientation),
         f"{DOMAIN}.{camera_entity_id}",
@@ -175,7 +180,8 @@ async def async_prepare(
             # Every reconnect, every kind of source: a segment with audio is
             # never served, and the share ends.
             stream.on_non_video = share.async_audio_appeared
-            await _async_exclude_audio(hass, stream)
+            if not masked:
+                await _async_exclude_audio(hass, stream)
         share.provider = stream.add_provider(
             HLS_PROVIDER, timeout=duration_s + IDLE_MARGIN_S
         )
