@@ -1,6 +1,6 @@
 """Shared fixtures: a real camera with real H.264, the integration, the city."""
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -30,6 +30,7 @@ from custom_components.rtcc_share.const import (
 )
 
 from .common import CAMERA, ENTRY_ID, EXTERNAL_URL, HOME, SECRET, WEBHOOK_ID, City
+from .mask_video import LiveFeed, make_bright_video
 from .video import make_video
 
 
@@ -83,6 +84,21 @@ def video_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def video_with_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real H.264 video with an AAC audio track."""
     return make_video(tmp_path_factory.mktemp("video") / "audio.mp4", audio=True)
+
+
+@pytest.fixture(scope="session")
+def bright_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 s of a bright, moving pattern (352x288, 10 fps): masks show against it."""
+    return make_bright_video(tmp_path_factory.mktemp("video") / "bright.mp4", seconds=2)
+
+
+@pytest.fixture
+async def live_feed(
+    socket_enabled: None, bright_video: Path
+) -> AsyncIterator[LiveFeed]:
+    """The bright clip as a live camera on loopback (masked views listen there too)."""
+    async with LiveFeed(bright_video) as feed:
+        yield feed
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import json
 from pathlib import Path
@@ -12,6 +13,9 @@ from typing import Any
 from unittest.mock import patch
 
 import aioice.ice
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+import av
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.camera import Camera, async_register_webrtc_provider
 from homeassistant.components.camera.webrtc import WebRTCAnswer
@@ -28,6 +32,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.rtcc_share.const import (
     CONF_ALLOW_HTTP_STREAM_URL,
     CONF_ICE_SERVERS,
+    CONF_PRIVACY_MASKS,
     CONF_STREAM_KINDS,
     CONF_TURN_SECRET,
     DEFAULT_OPTIONS,
@@ -42,7 +47,9 @@ from tools.city.watch import ViewerServer
 from tools.city.webrtc import SDP_TYPE, Viewer
 
 from .common import EXTERNAL_URL, WEBHOOK_URL, City, ended, requested, turn_on_consent
+from .mask_video import brightest_masked, luma, painted_area
 from .webrtc_camera import (
+    Go2rtcLikeProvider,
     LoopbackProvider,
     ProviderCamera,
     RingLikeCamera,
@@ -82,9 +89,12 @@ def source_camera(
     """A Ring doorbell (WebRTC only, no stream source), or a camera offering both.
 
     `silent`: a camera offering both whose RTSP source hangs (TCP open, silent).
+    `live`: a camera whose stream source is a live feed of a bright picture.
     """
     if camera_kind == "provider":
         return ProviderCamera(str(video_file))
+    if camera_kind == "live":
+        return ProviderCamera(request.getfixturevalue("live_feed").url)
     if camera_kind == "silent":
         port = request.getfixturevalue("silent_rtsp").getsockname()[1]
         return ProviderCamera(f"rtsp://127.0.0.1:{port}/doorbell")
@@ -489,3 +499,98 @@ async def test_loopback_candidates_cross_only_in_lab_mode(
     assert ("a=candidate:" in offer) is lab
     assert ("127.0.0.1" in viewer.answer) is lab
     await viewer.close()
+
+
+MASKS = ((0.1, 0.05, 0.33, 0.5), (0.61, 0.42, 0.9, 0.97))
+MASKED_WEBRTC = {
+    **LAB_OPTIONS,
+    CONF_STREAM_KINDS: [STREAM_WEBRTC],
+    CONF_PRIVACY_MASKS: [list(mask) for mask in MASKS],
+}
+
+
+@pytest.mark.parametrize("entry_options", [MASKED_WEBRTC])
+async def test_ring_doorbell_with_masks_gets_no_webrtc_url(
+    client: Any, city: City, camera: RingLikeCamera, integration: MockConfigEntry
+) -> None:
+    """Its video never passes through the home: with masks, no view at all."""
+    assert await _activate(client, city, accept_streams=["webrtc", "hls"]) == (
+        503,
+        {"error": "camera_unavailable", "detail": "privacy masks need a stream source"},
+    )
+    assert camera.received == []
+    records = await integration.runtime_data.audit.async_export(None, None)
+    assert [r["reason"] for r in records if r["event"] == "activation_refused"] == [
+        "camera_unavailable"
+    ]
+
+
+@dataclass
+class PictureViewer(Viewer):
+    """A city viewer that keeps the luma of every frame it decodes."""
+
+    pictures: list[Any] = field(default_factory=list)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            self._reader = asyncio.create_task(self._keep(track))
+
+    async def _keep(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, av.VideoFrame)
+                self.pictures.append(luma(frame.reformat(format="yuv420p")))
+                self.first_frame.set()
+        except MediaStreamError:
+            self.ended.set()
+
+
+@pytest.fixture
+async def go2rtc(
+    hass: HomeAssistant, camera: Camera, video_file: Path
+) -> AsyncGenerator[Go2rtcLikeProvider]:
+    """A go2rtc-like provider: any camera with an RTSP or HTTP stream source."""
+    provider = Go2rtcLikeProvider(video_file)
+    unregister = async_register_webrtc_provider(hass, provider)
+    await hass.async_block_till_done()
+    yield provider
+    await provider.peers.async_close_all()
+    await async_settle_peers()
+    unregister()
+
+
+@pytest.mark.parametrize("camera_kind", ["live"])
+@pytest.mark.parametrize("entry_options", [MASKED_WEBRTC])
+async def test_masked_webrtc_is_the_police_views_masked_picture(
+    hass: HomeAssistant,
+    go2rtc: Go2rtcLikeProvider,
+    integration: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    city: City,
+) -> None:
+    """With masks, WebRTC relays the Police view camera, whose source is masked.
+
+    The provider is handed the masked source's URL (never the camera's), and
+    every frame the city decodes has every mask black.
+    """
+    await turn_on_consent(hass)
+    client = await hass_client_no_auth()
+    status, body = await _activate(client, city, accept_streams=["webrtc"])
+    assert status == 201, body
+    masked = await integration.runtime_data.masked.async_source()
+    assert masked is not None
+    viewer = PictureViewer(client, body["webrtc_url"].removeprefix(EXTERNAL_URL))
+    await viewer.start()
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        while len(viewer.pictures) < 20:
+            await asyncio.sleep(0.1)
+    assert go2rtc.sources == [masked.url]
+    for picture in viewer.pictures:
+        height, width = picture.shape
+        assert brightest_masked(picture, MASKS) <= 20
+        assert picture[~painted_area(MASKS, width, height)].mean() > 150
+    signed, headers = city.sign(ended("W-1"))
+    assert (await client.post(WEBHOOK_URL, data=signed, headers=headers)).status == 200
+    assert len(go2rtc.peers.closed) == 1
+    await viewer.close(delete=False)

@@ -25,6 +25,7 @@ from custom_components.rtcc_share.const import (
     CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
+    CONF_PRIVACY_MASKS,
     CONF_REQUIRE_RECIPIENT,
     CONF_STREAM_KINDS,
     CONF_TURN_SECRET,
@@ -49,6 +50,8 @@ from .conftest import SourceCamera
 CLOUD_REMOTE_UI = "https://0123456789abcdef.ui.nabu.casa"
 
 USER_INPUT = {CONF_CAMERA_ENTITY_ID: CAMERA, CONF_AGENCY_NAME: "Jackson PD RTCC"}
+# The options form shows the privacy masks as text, one rectangle per line.
+FORM_DEFAULTS = {**DEFAULT_OPTIONS, CONF_PRIVACY_MASKS: ""}
 
 
 async def _reconfigure(hass: HomeAssistant, entry: ConfigEntry, step: str) -> Any:
@@ -397,7 +400,7 @@ async def test_options_flow(hass: HomeAssistant, integration: MockConfigEntry) -
         CONF_NOTIFY_TARGETS
     }
     new = {
-        **DEFAULT_OPTIONS,
+        **FORM_DEFAULTS,
         CONF_MAX_DISTANCE_M: 250.0,
         CONF_ALLOWED_INCIDENT_TYPES: ["shots_fired"],
         CONF_NOTIFY_TARGETS: ["notify.mobile_app_phone"],
@@ -453,7 +456,7 @@ async def test_options_errors(
     """Out-of-range or malformed options are refused with a translated error."""
     result = await hass.config_entries.options.async_init(integration.entry_id)
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**DEFAULT_OPTIONS, **change}
+        result["flow_id"], {**FORM_DEFAULTS, **change}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {field: error}
@@ -469,7 +472,7 @@ async def test_options_outside_range_rejected_by_selector(
     result = await hass.config_entries.options.async_init(integration.entry_id)
     with pytest.raises(InvalidData):
         await hass.config_entries.options.async_configure(
-            result["flow_id"], {**DEFAULT_OPTIONS, **change}
+            result["flow_id"], {**FORM_DEFAULTS, **change}
         )
 
 
@@ -595,11 +598,16 @@ async def test_webrtc_only_camera_can_be_shared_over_webrtc(
     ):
         camera.source = None
         result = await _start(hass)
+        # The resident is told that such a camera cannot be masked.
+        assert result["step_id"] == "webrtc_only"
+        assert result["description_placeholders"] == {"camera": "Front door"}
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
         assert result["step_id"] == "key"
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"key_mode": "generate"}
         )
     assert result["options"][CONF_STREAM_KINDS] == [STREAM_WEBRTC]
+    assert result["options"][CONF_PRIVACY_MASKS] == []
 
 
 async def test_camera_with_a_stream_source_shares_hls_by_default(
@@ -618,7 +626,7 @@ async def test_options_need_a_kind_of_live_view(
 ) -> None:
     """A resident who picks no kind of live view is told to pick one."""
     result = await hass.config_entries.options.async_init(integration.entry_id)
-    user_input = {**DEFAULT_OPTIONS, CONF_STREAM_KINDS: []}
+    user_input = {**FORM_DEFAULTS, CONF_STREAM_KINDS: []}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], user_input
     )
@@ -630,7 +638,7 @@ async def test_options_refuse_an_ice_server_that_is_not_stun_or_turn(
 ) -> None:
     """ICE servers are stun:/turn: URLs, optionally with a user and password."""
     result = await hass.config_entries.options.async_init(integration.entry_id)
-    user_input = {**DEFAULT_OPTIONS, CONF_ICE_SERVERS: ["https://cloud.example.org"]}
+    user_input = {**FORM_DEFAULTS, CONF_ICE_SERVERS: ["https://cloud.example.org"]}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], user_input
     )
@@ -640,7 +648,7 @@ async def test_options_refuse_an_ice_server_that_is_not_stun_or_turn(
 async def _options(hass: HomeAssistant, entry: MockConfigEntry, **changes: Any) -> Any:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     return await hass.config_entries.options.async_configure(
-        result["flow_id"], {**DEFAULT_OPTIONS, **changes}
+        result["flow_id"], {**FORM_DEFAULTS, **changes}
     )
 
 
@@ -719,3 +727,110 @@ async def test_options_offer_the_turn_secret_as_a_password(
     assert schema[secret].config["type"] == "password"
     [accepted] = [key for key in schema if key == CONF_ICE_STATIC_CREDENTIALS_ACCEPTED]
     assert accepted.description == {"suggested_value": False}
+
+
+async def test_options_take_privacy_masks_as_text_and_store_fractions(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """One rectangle per line, in percentages; stored as fractions, shown back."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    [field] = [key for key in result["data_schema"].schema if key == CONF_PRIVACY_MASKS]
+    assert field.description == {"suggested_value": ""}
+    assert result["data_schema"].schema[field].config["multiline"] is True
+    text = "0, 0, 30, 100\n\n61 42.5 90% 97"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**FORM_DEFAULTS, CONF_PRIVACY_MASKS: text}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_PRIVACY_MASKS] == [
+        [0.0, 0.0, 0.3, 1.0],
+        [0.61, 0.425, 0.9, 0.97],
+    ]
+    await hass.async_block_till_done()
+    assert integration.runtime_data.masked.masks == (
+        (0.0, 0.0, 0.3, 1.0),
+        (0.61, 0.425, 0.9, 0.97),
+    )
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    [field] = [key for key in result["data_schema"].schema if key == CONF_PRIVACY_MASKS]
+    assert field.description == {"suggested_value": "0, 0, 30, 100\n61, 42.5, 90, 97"}
+    # Left empty (the frontend may leave the field out): no masks.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {k: v for k, v in FORM_DEFAULTS.items() if k != CONF_PRIVACY_MASKS},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_PRIVACY_MASKS] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "line"),
+    [
+        ("\n".join(["0, 0, 10, 10"] * 9), "too_many_masks", "-"),
+        ("0, 0, 30", "invalid_mask_line", "1"),
+        ("0, 0, 30, 100\nleft, 0, 30, 100", "invalid_mask_line", "2"),
+        ("0, 0, 30, 100\n\n0, 0, 101, 100", "mask_out_of_range", "3"),
+        ("30, 0, 10, 100", "empty_mask", "1"),
+    ],
+)
+async def test_options_refuse_privacy_masks_with_the_line(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    text: str,
+    error: str,
+    line: str,
+) -> None:
+    """A translated error on the field, naming the line it is about."""
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**FORM_DEFAULTS, CONF_PRIVACY_MASKS: text}
+    )
+    assert result["errors"] == {CONF_PRIVACY_MASKS: error}
+    assert result["description_placeholders"] == {"line": line}
+    assert integration.options[CONF_PRIVACY_MASKS] == []
+
+
+async def test_options_refuse_masks_for_a_webrtc_only_camera(
+    hass: HomeAssistant, integration: MockConfigEntry, camera: SourceCamera
+) -> None:
+    """A Ring doorbell's video never passes through the home: it cannot be masked."""
+    camera.source = None
+    with patch(
+        "custom_components.rtcc_share.live.webrtc_share.supports_webrtc",
+        return_value=True,
+    ):
+        result = await hass.config_entries.options.async_init(integration.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**FORM_DEFAULTS, CONF_PRIVACY_MASKS: "0, 0, 30, 100"}
+        )
+        assert result["errors"] == {CONF_PRIVACY_MASKS: "masks_need_stream_source"}
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], FORM_DEFAULTS
+        )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_options_show_no_text_for_stored_masks_that_are_not_valid(
+    hass: HomeAssistant, integration: MockConfigEntry
+) -> None:
+    """Masks stored outside the flow that are not valid are not shown as masks."""
+    hass.config_entries.async_update_entry(
+        integration, options={**integration.options, CONF_PRIVACY_MASKS: [[2, 0, 3, 1]]}
+    )
+    await hass.async_block_till_done()
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    [field] = [key for key in result["data_schema"].schema if key == CONF_PRIVACY_MASKS]
+    assert field.description == {"suggested_value": ""}
+
+
+async def test_options_take_masks_for_a_camera_that_is_off(
+    hass: HomeAssistant, integration: MockConfigEntry, camera: SourceCamera
+) -> None:
+    """A camera off now is not judged by what it offers now: the masks are saved."""
+    camera._attr_is_on = False
+    result = await hass.config_entries.options.async_init(integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**FORM_DEFAULTS, CONF_PRIVACY_MASKS: "0, 0, 30, 100"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert integration.options[CONF_PRIVACY_MASKS] == [[0.0, 0.0, 0.3, 1.0]]

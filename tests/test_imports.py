@@ -81,14 +81,14 @@ INTERNAL: dict[str, dict[str, set[str]]] = {
         "homeassistant.components.stream.const": {"ATTR_STREAMS", "AUDIO_CODECS"},
         "homeassistant.components.stream.core": {"StreamOutput"},
     },
-    "live/instant_start.py": {
-        "homeassistant.components.camera.helper": {"get_camera_from_entity_id"},
-        "homeassistant.components.camera.prefs": {"DynamicStreamSettings"},
-        "homeassistant.components.stream.const": {"ATTR_STREAMS"},
-    },
     "live/hls_view.py": {
         "homeassistant.components.stream.core": {"StreamView"},
         "homeassistant.components.stream.hls": {"HlsInitView"},
+    },
+    "live/masked_view.py": {
+        "homeassistant.components.camera.helper": {"get_camera_from_entity_id"},
+        "homeassistant.components.camera.prefs": {"DynamicStreamSettings"},
+        "homeassistant.components.stream.const": {"ATTR_STREAMS"},
     },
     "live/webrtc_share.py": {
         "homeassistant.components.camera.const": {"StreamType"},

@@ -19,12 +19,14 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.rtcc_share.const import (
     CONF_INSTANT_START,
+    CONF_PRIVACY_MASKS,
     CONF_SHARE_AUDIO,
     DEFAULT_OPTIONS,
 )
 from custom_components.rtcc_share.live import tokens
 from custom_components.rtcc_share.live.instant_start import InstantStart
 from custom_components.rtcc_share.live.loopback import LoopbackServer
+from custom_components.rtcc_share.live.masks import format_masks, masks_from_option
 from custom_components.rtcc_share.live.prebuffer import Prebuffer
 
 from .common import (
@@ -115,8 +117,12 @@ async def _set_options(
     hass: HomeAssistant, entry: MockConfigEntry, **options: Any
 ) -> None:
     result = await hass.config_entries.options.async_init(entry.entry_id)
+    current = {**DEFAULT_OPTIONS, **entry.options, **options}
+    current[CONF_PRIVACY_MASKS] = format_masks(
+        masks_from_option(current[CONF_PRIVACY_MASKS])
+    )
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**DEFAULT_OPTIONS, **entry.options, **options}
+        result["flow_id"], current
     )
     assert result["type"] == "create_entry"
     await hass.async_block_till_done()

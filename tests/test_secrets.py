@@ -17,6 +17,8 @@ everything it produced for:
   TURN secret and the credentials derived from it, and a fixed TURN password
   stored before the resident had to accept handing it out;
 - (a separate test) the source camera's URL with its credentials;
+- (a separate test) the masked source's URL and its secret, through a
+  masked grant, the Police view's snapshot and a masking failure;
 - (a separate test) instant start's prebuffer: its loopback URL and the
   secret in it, through a grant that reads it.
 
@@ -50,7 +52,10 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 from homeassistant.components import persistent_notification
-from homeassistant.components.camera import async_register_webrtc_provider
+from homeassistant.components.camera import (
+    async_get_image,
+    async_register_webrtc_provider,
+)
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant, ServiceCall
@@ -77,6 +82,7 @@ from custom_components.rtcc_share.const import (
     CONF_INSTANT_START,
     CONF_MAX_DISTANCE_M,
     CONF_NOTIFY_TARGETS,
+    CONF_PRIVACY_MASKS,
     CONF_STREAM_KINDS,
     CONF_TURN_SECRET,
     CONF_VERIFICATION_KEY,
@@ -87,6 +93,7 @@ from custom_components.rtcc_share.const import (
     STREAM_WEBRTC,
 )
 from custom_components.rtcc_share.live.ice import turn_credentials
+from custom_components.rtcc_share.live.mask_pipeline import MaskEncoder
 from tools.city.webrtc import Viewer
 
 from .common import (
@@ -102,6 +109,7 @@ from .common import (
 )
 from .conftest import SourceCamera
 from .gop_camera import GopCamera
+from .mask_video import LiveFeed
 from .webrtc_camera import LoopbackProvider, async_settle_peers
 
 URL = "/api/webhook/{}"
@@ -439,6 +447,8 @@ async def test_no_secret_leaks_anywhere(
             **integration.options,
             CONF_MAX_DISTANCE_M: 450,
             CONF_TURN_SECRET: TURN_SECRET,
+            # The form's text form of the masks.
+            CONF_PRIVACY_MASKS: "",
         },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -752,6 +762,70 @@ async def test_webrtc_secrets_never_leak(
     # fixed password's line: the search was not vacuous.
     assert any("webrtc_sessions" in text for where, text in observed.texts)
     assert any("line 2 of the options" in text for where, text in observed.texts)
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [
+        {
+            **DEFAULT_OPTIONS,
+            CONF_NOTIFY_TARGETS: ["notify.mobile_app_phone", "notify.kitchen_display"],
+            CONF_PRIVACY_MASKS: [[0.1, 0.05, 0.33, 0.5]],
+        }
+    ],
+)
+async def test_masked_source_url_never_leaks(
+    live_feed: LiveFeed,
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
+    integration: MockConfigEntry,
+    camera: SourceCamera,
+    notify_calls: list[ServiceCall],
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The masked source's URL holds a secret: it stays inside the home.
+
+    A masked grant whose stream the city reads, the Police view's snapshot,
+    and a masking failure that ends the share (its warning logged).
+    """
+    caplog.set_level(logging.DEBUG)
+    for name in WATCHED_LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    assert await async_setup_component(hass, "diagnostics", {})
+    events = async_capture_events(hass, MATCH_ALL)
+    observed, secrets = Observed(), Secrets()
+    camera.source = live_feed.url
+    client = await hass_client_no_auth()
+    front = CityClient(client, WEBHOOK_ID, SECRET, observed, secrets)
+    await _consent(hass, "front_door", True)
+    status, grant = await front.post(requested("M-1"))
+    assert status == 201, grant
+    masked = integration.runtime_data.masked.current
+    assert masked is not None
+    secrets.add("masked source url", masked.url)
+    secrets.add("masked source secret", masked.url.split("@")[0].rsplit(":", 1)[1])
+    playlist = await client.get(
+        grant["stream_url"].removeprefix(EXTERNAL_URL).replace("master_", "")
+    )
+    observed.add("playlist", await playlist.text())
+    image = await async_get_image(hass, "camera.front_door_police_view")
+    assert image.content_type == "image/jpeg"
+    session = integration.runtime_data.session
+    with patch.object(MaskEncoder, "encode", side_effect=RuntimeError("failed")):
+        await _wait_for(lambda: session.live is None, 20)
+    await _collect(
+        hass, hass_client, hass_storage, caplog, observed, events, notify_calls
+    )
+    _assert_no_leak(observed, secrets)
+    # The failure was logged and recorded: the search covered them.
+    assert any("privacy-masked view failed" in text for _, text in observed.texts)
+    assert any("privacy_mask_failed" in text for _, text in observed.texts)
+    # Home Assistant's stream logged the masked URL, redacted.
+    assert any(
+        "@127.0.0.1:" in text and "/masked.ts" in text for _, text in observed.texts
+    )
 
 
 def test_leak_search_finds_planted_secrets() -> None:

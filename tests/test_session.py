@@ -103,7 +103,8 @@ async def test_resident_is_notified_and_can_stop_from_phone(
     await hass.async_block_till_done()
     assert integration.runtime_data.session.live is not None
     hass.bus.async_fire("mobile_app_notification_action", {"action": action})
-    await hass.async_block_till_done()
+    # The end's notifications are the entry's background tasks.
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert [e.data["reason"] for e in ended] == ["stopped_by_resident"]
     assert len([c for c in calls if c.service == "mobile_app_phone"]) == 2
 

@@ -28,7 +28,11 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.rtcc_share.const import CONF_SHARE_AUDIO, DEFAULT_OPTIONS
+from custom_components.rtcc_share.const import (
+    CONF_PRIVACY_MASKS,
+    CONF_SHARE_AUDIO,
+    DEFAULT_OPTIONS,
+)
 from custom_components.rtcc_share.live import hls_worker
 from custom_components.rtcc_share.live.hls_playlists import SEQUENCE_OFFSET
 from custom_components.rtcc_share.live.hls_share import RTSP_VIDEO_ONLY, HlsShare
@@ -54,6 +58,7 @@ from .common import (
 )
 from .conftest import SourceCamera
 from .live_camera import LiveCamera, write_recording
+from .mask_video import LiveFeed, brightest_masked, luma, painted_area
 from .video import make_video
 
 
@@ -962,3 +967,70 @@ def test_reconnects_promptly_and_bounded() -> None:
         0.5,
     ]
     assert backoff.next_delay(HEALTHY_S) == 0.25
+
+
+MASKS = ((0.1, 0.05, 0.33, 0.5), (0.61, 0.42, 0.9, 0.97))
+# Segments of about a second each, every one fetched from the share's first.
+MASKED_SEGMENTS = 4
+
+
+async def _every_segment(viewer: Viewer, count: int) -> dict[int, bytes]:
+    """Fetch the share's segments as a player polling the playlist would, each once."""
+    segments: dict[int, bytes] = {}
+    async with asyncio.timeout(30):
+        while len(segments) < count:
+            status, playlist = await viewer.get("playlist.m3u8")
+            assert status == 200
+            for number in map(int, re.findall(rb"segment/(\d+)\.m4s", playlist)):
+                if number not in segments:
+                    status, segments[number] = await viewer.get(f"segment/{number}.m4s")
+                    assert status == 200
+            await asyncio.sleep(0.1)
+    return segments
+
+
+def _decoded_frames(init: bytes, segment: bytes) -> list[av.VideoFrame]:
+    with av.open(io.BytesIO(init + segment)) as container:
+        assert [s.type for s in container.streams] == ["video"]
+        return list(container.decode(video=0))
+
+
+@pytest.mark.parametrize(
+    "entry_options",
+    [{**DEFAULT_OPTIONS, CONF_PRIVACY_MASKS: [list(mask) for mask in MASKS]}],
+)
+async def test_every_frame_the_city_gets_is_masked(
+    live_feed: LiveFeed,
+    hass: HomeAssistant,
+    grant: Any,
+    camera: SourceCamera,
+    integration: MockConfigEntry,
+) -> None:
+    """A masked share through the real webhook: every frame, from the first, masked.
+
+    The city's stream_url, fetched segment by segment from the share's first
+    (numbered 1): in every decoded frame every mask's rectangle is black
+    (luma <= 20) and the rest of the picture is still the bright camera.
+    The grant's audit record names the masks.
+    """
+    camera.source = live_feed.url
+    status, data, viewer = await grant()
+    assert status == 201, data
+    segments = await _every_segment(viewer, MASKED_SEGMENTS)
+    status, init = await viewer.get("init.mp4")
+    assert sorted(segments)[:MASKED_SEGMENTS] == list(range(1, MASKED_SEGMENTS + 1))
+    frames = [
+        frame
+        for number in sorted(segments)
+        for frame in await hass.async_add_executor_job(
+            _decoded_frames, init, segments[number]
+        )
+    ]
+    assert len(frames) >= MASKED_SEGMENTS * 9
+    for frame in frames:
+        picture = luma(frame)
+        assert brightest_masked(picture, MASKS) <= 20
+        assert picture[~painted_area(MASKS, frame.width, frame.height)].mean() > 150
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [granted] = [r for r in records if r["event"] == "activation_granted"]
+    assert granted["privacy_masks"] == [list(mask) for mask in MASKS]

@@ -320,10 +320,21 @@ def error_keys(function: Function, functions: Mapping[str, Function]) -> set[str
     return found
 
 
+FLOW_MODULES = ("config_flow", "options_flow")
+
+
 @cache
 def flow_keys() -> dict[str, set[str]]:
     """Return the en.json keys each flow needs: steps, errors, abort reasons."""
-    module = modules()["config_flow"]
+    keys: dict[str, set[str]] = {}
+    for name in FLOW_MODULES:
+        keys |= _module_flow_keys(modules()[name])
+    assert {"config steps", "options steps"} <= set(keys), keys
+    return keys
+
+
+def _module_flow_keys(module: ast.Module) -> dict[str, set[str]]:
+    """Return the en.json keys of the flows one module defines."""
     helpers: dict[str, Function] = {
         node.name: node
         for node in module.body

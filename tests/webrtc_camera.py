@@ -21,6 +21,9 @@ when set, holds it there).
 
 `LoopbackProvider` is a registered WebRTC provider (as go2rtc is) for a
 camera that has a stream source; it answers with every candidate inside.
+`Go2rtcLikeProvider` supports a camera by its stream source's scheme and
+streams whatever the camera's stream source is at each offer, as Home
+Assistant's go2rtc provider does (`_update_stream_source`).
 """
 
 import asyncio
@@ -55,11 +58,21 @@ class Peers:
         self.closed: list[str] = []
         self.closing: set[asyncio.Task[None]] = set()
 
-    async def answer(self, offer: str, session_id: str) -> str:
-        """Return the aiortc answer (with its candidates) to the offer."""
+    async def answer(
+        self, offer: str, session_id: str, media: str | None = None
+    ) -> str:
+        """Return the aiortc answer (with its candidates) to the offer.
+
+        It sends `media` (a live source), or else the video file, looped.
+        """
         self.offers.append(offer)
         pc = self.pcs[session_id] = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        player = MediaPlayer(str(self.video), loop=True)
+        player = (
+            MediaPlayer(str(self.video), loop=True)
+            if media is None
+            # Opening a live source blocks: the event loop may be serving it.
+            else await asyncio.to_thread(MediaPlayer, media, timeout=10)
+        )
         await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         for transceiver in pc.getTransceivers():
             if transceiver.kind == "video":
@@ -263,6 +276,38 @@ class LoopbackProvider(CameraWebRTCProvider):
     def async_close_session(self, session_id: str) -> None:
         """Close the session."""
         self.peers.close(session_id)
+
+
+class Go2rtcLikeProvider(LoopbackProvider):
+    """A provider that, like go2rtc, streams the camera's current stream source."""
+
+    def __init__(self, video: Path) -> None:
+        """Support what go2rtc supports here: RTSP and HTTP sources."""
+        super().__init__(video)
+        # The stream source of each offer's camera, as the provider read it.
+        self.sources: list[str] = []
+
+    @callback
+    def async_is_supported(self, stream_source: str) -> bool:
+        """Support a source by its scheme."""
+        return stream_source.partition(":")[0] in {"rtsp", "rtsps", "http", "https"}
+
+    async def async_handle_async_webrtc_offer(
+        self,
+        camera: Camera,
+        offer_sdp: str,
+        session_id: str,
+        send_message: WebRTCSendMessage,
+    ) -> None:
+        """Read the camera's stream source now and stream it."""
+        source = await camera.stream_source()
+        if source is None or not self.async_is_supported(source):
+            send_message(WebRTCError("go2rtc_webrtc_offer_failed", "no source"))
+            return
+        self.sources.append(source)
+        send_message(
+            WebRTCAnswer(await self.peers.answer(offer_sdp, session_id, source))
+        )
 
 
 async def async_settle_peers() -> None:

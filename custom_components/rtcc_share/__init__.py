@@ -1,8 +1,12 @@
 """Share a doorbell camera with a city's Real Time Crime Center, on the resident's terms."""
 
-from homeassistant.const import EVENT_CORE_CONFIG_UPDATE, Platform
+from homeassistant.const import (
+    EVENT_CORE_CONFIG_UPDATE,
+    EVENT_HOMEASSISTANT_STOP,
+    Platform,
+)
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.helper_integration import async_handle_source_entity_changes
 from homeassistant.helpers.typing import ConfigType
@@ -14,6 +18,7 @@ from .const import (
     CONF_AGENCY_NAME,
     CONF_AUDIT_RETENTION_DAYS,
     CONF_CAMERA_ENTITY_ID,
+    CONF_PRIVACY_MASKS,
     CONF_VERIFICATION_KEY,
     DOMAIN,
     SECRET_PREFIX,
@@ -23,7 +28,9 @@ from .entity import device_model
 from .history import ShareHistory
 from .live import hls_view, http, tokens, webrtc_view
 from .live.instant_start import InstantStart
-from .models import AuditEvent
+from .live.masked_view import MaskedView
+from .live.masks import InvalidMasksError, Mask, masks_from_option
+from .models import AuditEvent, EndReason
 from .notifier import Notifier
 from .rejections import Rejections
 from .repair_issues import Repairs
@@ -58,6 +65,13 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) -> bool:
     """Set up one shared camera; a setup that fails half way undoes what it began."""
     camera = camera_entity_id(hass, entry.data[CONF_CAMERA_ENTITY_ID])
+    if (masks := _stored_masks(entry)) is None:
+        # Never guess what to mask: nothing is shared until the options say.
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_privacy_masks",
+            translation_placeholders={"camera": camera},
+        )
     repairs = Repairs(hass, entry.entry_id, camera)
     entry.async_on_unload(repairs.async_clear)
     audit = AuditLog.for_entry(hass, entry.entry_id)
@@ -91,13 +105,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
         lambda: session.options if session.consent_on else None,
         lambda: session.live is not None,
     )
+    masked = MaskedView(
+        hass,
+        lambda: session.camera_entity_id,
+        masks,
+        # With instant start, the masks are painted on the buffered video too.
+        prebuffered=lambda: instant.reader_url("mask"),
+    )
     entry.runtime_data = RtccShareData(
         verifier=Verifier.from_key(entry.data[CONF_VERIFICATION_KEY]),
         seen_ids=seen_ids,
         audit=audit,
         session=session,
-        activations=Activations(hass, session, rejections, repairs, instant),
+        activations=Activations(hass, session, rejections, repairs, masked, instant),
         rejections=rejections,
+        masked=masked,
         instant=instant,
     )
     entry.async_on_unload(rejections.async_start())
@@ -127,6 +149,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: RtccShareConfigEntry) ->
     entry.async_on_unload(
         hass.bus.async_listen(EVENT_CORE_CONFIG_UPDATE, _core_config_updated)
     )
+
+    async def _ha_stopping(_event: Event) -> None:
+        # Entries are not unloaded when Home Assistant stops: stop reading
+        # the camera for the masked picture here.
+        await masked.async_close()
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _ha_stopping))
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     entry.async_on_unload(_async_follow_camera(hass, entry))
     return True
@@ -179,9 +208,18 @@ async def _async_stop(hass: HomeAssistant, entry: RtccShareConfigEntry) -> None:
     webhook.async_unregister(hass, entry)
     data = entry.runtime_data
     await data.session.async_stop()
+    await data.masked.async_close()
     await data.instant.async_stop()
     await data.rejections.async_stop()
     await data.seen_ids.async_flush()
+
+
+def _stored_masks(entry: RtccShareConfigEntry) -> tuple[Mask, ...] | None:
+    """Return the entry's privacy masks; None if what is stored is not valid."""
+    try:
+        return masks_from_option(entry.options.get(CONF_PRIVACY_MASKS, []))
+    except InvalidMasksError:
+        return None
 
 
 async def _async_entry_updated(
@@ -191,11 +229,15 @@ async def _async_entry_updated(
 
     New options, and a new agency name, apply at once, without a reload
     (which would end a live share); both are recorded as `options_changed`.
-    Any other new data (the key, a renamed camera) needs a reload, which this
-    listener schedules: the one place that does. Records that cannot be
-    written now wait: the change never waits for the audit log.
+    New privacy masks end a live share first: its grant recorded the masks
+    the city would see for the whole share. Any other new data (the key, a
+    renamed camera) needs a reload, which this listener schedules: the one
+    place that does (also for masks that are not valid, which fail the
+    setup). Records that cannot be written now wait: the change never waits
+    for the audit log.
     """
-    session = entry.runtime_data.session
+    data = entry.runtime_data
+    session = data.session
     changed = [
         option
         for option in {*entry.options, *session.options}
@@ -203,6 +245,18 @@ async def _async_entry_updated(
     ]
     if entry.data[CONF_AGENCY_NAME] != session.agency:
         changed.append(CONF_AGENCY_NAME)
+    if CONF_PRIVACY_MASKS in changed:
+        masks = _stored_masks(entry)
+        # Under the lock: no grant comes between the end and the new masks.
+        async with session.lock:
+            await session.async_end_locked(EndReason.PRIVACY_MASKS_CHANGED)
+            if masks is not None:
+                await data.masked.async_set_masks(masks)
+            else:
+                # Nothing is granted until the reload fails the setup.
+                await data.masked.async_close()
+        if masks is None:
+            hass.config_entries.async_schedule_reload(entry.entry_id)
     if changed:
         await session.audit.async_try_append(
             AuditEvent.OPTIONS_CHANGED, changed=sorted(changed)

@@ -1,8 +1,9 @@
 """The activation use case: grant a share, or end one, for an authenticated city.
 
 A grant runs in the contract's order and fails closed: the resident's policy,
-the camera's stream source, an address to give the city and a way to keep
-audio out are all checked before anything is granted; then the grant is
+the camera's stream source, an address to give the city, the masked picture
+when privacy masks are set and a way to keep audio out are all checked
+before anything is granted; then the grant is
 written to the audit log (no record, no stream), remembered, and only then
 is the stream started. The answer is an outcome, never an HTTP status: that
 is the webhook's to choose.
@@ -31,6 +32,8 @@ from .history import HistoryItem
 from .live import hls_share, webrtc_share
 from .live.ice import IceConfig
 from .live.instant_start import InstantStart
+from .live.masked_source import MaskedSource, MaskUnavailableError
+from .live.masked_view import MaskedView
 from .models import (
     ActivationEnd,
     ActivationRequest,
@@ -49,10 +52,12 @@ from .policy import decide, limits_from_options
 from .rejections import Rejections
 from .repair_issues import Repairs
 from .session import LiveShare, ShareSession
+from .source_camera import police_view_entity_id
 
 _LOGGER = logging.getLogger(__name__)
 
 AUDIO_DETAIL = "the camera sends audio and sharing audio is off"
+MASKS_DETAIL = "privacy masks need a stream source"
 
 
 class Activations:
@@ -64,14 +69,16 @@ class Activations:
         session: ShareSession,
         rejections: Rejections,
         repairs: Repairs,
+        masked: MaskedView,
         instant: InstantStart,
     ) -> None:
-        """Act on the entry's session (and its prebuffer, with instant start)."""
+        """Act on the entry's session, with its privacy masks and instant start."""
         self._hass = hass
         self._session = session
         self._rejections = rejections
         self._repairs = repairs
         self._instant = instant
+        self._masked = masked
 
     async def async_request(self, request: ActivationRequest) -> Outcome:
         """Grant the activation, repeat a live one, or refuse it."""
@@ -154,33 +161,54 @@ class Activations:
         )
         if decision.reason is not None:
             return await self.async_refuse(decision.reason, request)
-        source = await self._async_source()
-        offered = self._offered(source)
+        if self._masked.closed:
+            return await self.async_refuse(RefusalReason.CAMERA_UNAVAILABLE, request)
+        # With masks, every view is of the masked picture, or there is none.
+        masked: MaskedSource | None = None
+        if masks := self._masked.masks:
+            masked = await self._masked.async_source()
+            source = None if masked is None else masked.url
+        else:
+            source = await self._async_source()
+        offered = self._offered(source, masked)
         if not (kinds := request.accept_streams & offered):
             return await self.async_refuse(
                 RefusalReason.CAMERA_UNAVAILABLE,
                 request,
                 detail=f"this camera offers {' and '.join(sorted(offered))}"
                 if offered
+                else MASKS_DETAIL
+                if masks and masked is None
                 else None,
             )
         if (base_url := self.external_base_url()) is None:
             return await self.async_refuse(RefusalReason.NO_EXTERNAL_URL, request)
+        if masked is not None:
+            try:
+                # Its first masked frame exists: the views start on a warm source.
+                await masked.async_start()
+            except MaskUnavailableError:
+                _LOGGER.warning("Could not start the privacy-masked view")
+                return await self.async_refuse(
+                    RefusalReason.CAMERA_UNAVAILABLE, request
+                )
         stream: hls_share.HlsShare | None = None
-        # Instant start: the share reads the prebuffer, if it has the camera.
+        # Instant start: the share reads the prebuffer, if it has the camera;
+        # with masks, the masked source reads it, and the share only that.
         prebuffered = self._instant.share_source()
+        direct = prebuffered if masked is None else None
         if source is not None and STREAM_HLS in kinds:
             try:
                 stream = await hls_share.async_prepare(
                     self._hass,
                     session.camera_entity_id,
-                    source if prebuffered is None else prebuffered.url,
+                    source if direct is None else direct.url,
                     share_audio=bool(session.options[CONF_SHARE_AUDIO]),
                     duration_s=decision.duration_s,
-                    local=prebuffered is not None,
+                    local=masked is not None or direct is not None,
                 )
-                if prebuffered is not None:
-                    prebuffered.attach(stream.stream)
+                if direct is not None:
+                    direct.attach(stream.stream)
             except hls_share.AudioNotRemovableError:
                 return await self.async_refuse(
                     RefusalReason.CAMERA_UNAVAILABLE, request, detail=AUDIO_DETAIL
@@ -207,9 +235,12 @@ class Activations:
                 granted_duration_s=decision.duration_s,
                 expires_at=contract_time(expires),
                 streams=sorted(kinds),
+                # What the city could see: these rectangles were black.
+                privacy_masks=[list(mask) for mask in masks],
+                # What the city may get from before the grant.
                 **(
                     {}
-                    if prebuffered is None or stream is None
+                    if prebuffered is None or (stream is None and masked is None)
                     else prebuffered.audit_fields()
                 ),
             )
@@ -222,7 +253,9 @@ class Activations:
         )
         await session.async_remember(item)
         try:
-            webrtc = await self._async_open(stream, STREAM_WEBRTC in kinds, expires)
+            webrtc = await self._async_open(
+                stream, STREAM_WEBRTC in kinds, expires, masked=masked is not None
+            )
         except Exception as err:  # noqa: BLE001 - any camera fault ends the grant
             _LOGGER.warning("Could not start the shared stream: %s", type(err).__name__)
             # Granted and recorded: the id has ended and counts against the day.
@@ -238,7 +271,12 @@ class Activations:
         )
         session.async_go_live(
             LiveShare(
-                request=request, grant=grant, stream=stream, webrtc=webrtc, item=item
+                request=request,
+                grant=grant,
+                stream=stream,
+                webrtc=webrtc,
+                item=item,
+                masked=masked,
             )
         )
         if not session.consent_on:
@@ -256,17 +294,39 @@ class Activations:
         )
         return Granted(grant=grant, created=True)
 
-    def _offered(self, source: str | None) -> frozenset[str]:
-        """Return the kinds of live view this camera offers and the resident allows."""
+    def _webrtc_camera(self, masked: bool) -> str | None:
+        """Return the camera entity whose WebRTC the city's WHEP endpoint relays.
+
+        With masks, the Police view camera: its stream source is the masked
+        picture, which a WebRTC provider (go2rtc) streams. It never has a
+        native WebRTC of its own, so a Ring or Nest doorbell, whose video
+        never passes through the home, offers no masked WebRTC.
+        """
+        if not masked:
+            return self._session.camera_entity_id
+        return police_view_entity_id(self._hass, self._session.entry_id)
+
+    def _offered(
+        self, source: str | None, masked: MaskedSource | None
+    ) -> frozenset[str]:
+        """Return the kinds of live view this camera offers and the resident allows.
+
+        `source` is what the HLS share reads (the masked source's URL with
+        masks); with masks, WebRTC only of the Police view camera.
+        """
+        webrtc_camera = (
+            None
+            if self._masked.masks and masked is None
+            else self._webrtc_camera(masked is not None)
+        )
         offered = {
             kind
             for kind, available in (
                 (STREAM_HLS, source is not None),
                 (
                     STREAM_WEBRTC,
-                    webrtc_share.supports_webrtc(
-                        self._hass, self._session.camera_entity_id
-                    ),
+                    webrtc_camera is not None
+                    and webrtc_share.supports_webrtc(self._hass, webrtc_camera),
                 ),
             )
             if available
@@ -274,17 +334,22 @@ class Activations:
         return frozenset(offered) & frozenset(self._session.options[CONF_STREAM_KINDS])
 
     async def _async_open(
-        self, stream: hls_share.HlsShare | None, webrtc: bool, expires: datetime
+        self,
+        stream: hls_share.HlsShare | None,
+        webrtc: bool,
+        expires: datetime,
+        *,
+        masked: bool,
     ) -> webrtc_share.WebRtcShare | None:
         """Start the HLS stream and open the WHEP endpoint the grant names."""
         if stream is not None:
             await hls_share.async_start(self._hass, stream)
-        if not webrtc:
+        if not webrtc or (camera := self._webrtc_camera(masked)) is None:
             return None
         try:
             return await webrtc_share.async_start(
                 self._hass,
-                self._session.camera_entity_id,
+                camera,
                 share_audio=bool(self._session.options[CONF_SHARE_AUDIO]),
                 lab_mode=bool(self._session.options[CONF_ALLOW_HTTP_STREAM_URL]),
                 expires=expires,

@@ -1,4 +1,10 @@
-"""The police-view camera: the resident sees exactly the source that is shared."""
+"""The police-view camera: the resident sees exactly the picture that is shared.
+
+While privacy masks are set, that is the masked picture (stream and
+snapshot): its stream source is the entry's masked source, which Home
+Assistant's own stream and a WebRTC provider such as go2rtc read. The
+WebRTC share relays this camera then, so the city's WebRTC is masked too.
+"""
 
 from homeassistant.components.camera import (
     Camera,
@@ -15,10 +21,14 @@ from homeassistant.helpers.event import async_track_state_change_event
 
 from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
+from .live.masked_source import MaskUnavailableError
+from .source_camera import POLICE_VIEW_KEY
 
 PARALLEL_UPDATES = 0
 
-POLICE_VIEW = CameraEntityDescription(key="police_view", translation_key="police_view")
+POLICE_VIEW = CameraEntityDescription(
+    key=POLICE_VIEW_KEY, translation_key=POLICE_VIEW_KEY
+)
 
 
 async def async_setup_entry(
@@ -31,7 +41,7 @@ async def async_setup_entry(
 
 
 class PoliceViewCamera(RtccShareEntity, Camera):
-    """Proxies the source camera; streaming while a share is live."""
+    """Shows the shared picture of the source camera; streaming while a share is live."""
 
     _attr_supported_features = CameraEntityFeature.STREAM
 
@@ -56,10 +66,30 @@ class PoliceViewCamera(RtccShareEntity, Camera):
                 self.hass, self.session.camera_entity_id, self._async_source_changed
             )
         )
+        self.async_on_remove(
+            self.data.masked.async_add_listener(self._async_masks_changed)
+        )
 
     @callback
     def _async_source_changed(self, _event: Event[EventStateChangedData]) -> None:
         self.async_write_ha_state()
+
+    @callback
+    def _async_masks_changed(self) -> None:
+        self.hass.async_create_task(
+            self._async_follow_stream_source(), eager_start=True
+        )
+
+    async def _async_follow_stream_source(self) -> None:
+        """The stream source changed: WebRTC providers and HA's stream follow it."""
+        await self.async_refresh_providers()
+        if (stream := self.stream) is None:
+            return
+        if (source := await self.stream_source()) is not None:
+            stream.update_source(source)
+            return
+        self.stream = None
+        await stream.stop()
 
     @property
     def is_streaming(self) -> bool:
@@ -67,7 +97,11 @@ class PoliceViewCamera(RtccShareEntity, Camera):
         return self.session.live is not None
 
     async def stream_source(self) -> str | None:
-        """Return the source camera's stream source."""
+        """Return the masked source while masks are set, else the camera's own."""
+        masked = self.data.masked
+        if masked.masks:
+            source = await masked.async_source()
+            return None if source is None else source.url
         try:
             return await async_get_stream_source(
                 self.hass, self.session.camera_entity_id
@@ -78,7 +112,15 @@ class PoliceViewCamera(RtccShareEntity, Camera):
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None
     ) -> bytes | None:
-        """Return the source camera's still image."""
+        """Return the masked picture while masks are set, else the camera's still image."""
+        masked = self.data.masked
+        if masked.masks:
+            if (source := await masked.async_source()) is None:
+                return None
+            try:
+                return await source.async_snapshot()
+            except MaskUnavailableError:
+                return None
         try:
             image = await async_get_image(
                 self.hass, self.session.camera_entity_id, width=width, height=height

@@ -1,69 +1,41 @@
-"""Config, options and reconfigure flows for rtcc_share."""
+"""Config and reconfigure flows for rtcc_share (the options flow: options_flow.py)."""
 
 from collections.abc import Mapping
 from contextlib import suppress
-import re
 from typing import Any
 
 from homeassistant.components import webhook
-from homeassistant.components.camera import async_get_stream_source
-from homeassistant.config_entries import (
-    ConfigEntry,
-    ConfigFlow,
-    ConfigFlowResult,
-    OptionsFlow,
-)
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.selector import (
-    BooleanSelector,
     EntitySelector,
     EntitySelectorConfig,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
     TextSelector,
-    TextSelectorConfig,
-    TextSelectorType,
 )
 import probatio
 
 from .activation import secure_external_url
 from .const import (
     CONF_AGENCY_NAME,
-    CONF_ALLOW_HTTP_STREAM_URL,
-    CONF_ALLOWED_INCIDENT_TYPES,
     CONF_CAMERA_ENTITY_ID,
-    CONF_ICE_SERVERS,
-    CONF_ICE_STATIC_CREDENTIALS_ACCEPTED,
-    CONF_INSTANT_START,
-    CONF_NOTIFY_TARGETS,
     CONF_REQUIRE_RECIPIENT,
-    CONF_SHARE_AUDIO,
     CONF_STREAM_KINDS,
-    CONF_TURN_SECRET,
     CONF_VERIFICATION_KEY,
     CONF_WEBHOOK_ID,
-    DEFAULT_ALLOWED_INCIDENT_TYPES,
     DEFAULT_OPTIONS,
     DOMAIN,
-    INCIDENT_TYPE_MAX_LEN,
-    INCIDENT_TYPE_PATTERN,
-    OPTION_RANGES,
     PUBLIC_KEY_PREFIX,
     SECRET_PREFIX,
     STREAM_HLS,
-    STREAM_KINDS,
-    STREAM_WEBRTC,
 )
-from .live import webrtc_share
-from .live.ice import IceServerError, check_options as check_ice_options
+from .options_flow import RtccShareOptionsFlow
 from .signature import InvalidKeyError, check_new_key, generate_secret
-from .source_camera import camera_to_store
+from .source_camera import async_camera_kinds, async_webrtc_only, camera_to_store
 
 CONF_KEY_MODE = "key_mode"
 KEY_MODE_GENERATE = "generate"
@@ -74,10 +46,6 @@ AGENCY_NAME_MAX_LEN = 100
 # What the hand-over screens say about the webhook URL they show.
 URL_PATH_ONLY = "webhook_path_only"
 URL_INSECURE = "webhook_url_insecure"
-# Notify services that are no target of their own.
-NOT_NOTIFY_TARGETS = frozenset({"send_message", "persistent_notification"})
-
-_INCIDENT_TYPE_RE = re.compile(INCIDENT_TYPE_PATTERN)
 
 
 KEY_MODE_SELECTOR = SelectSelector(
@@ -137,28 +105,12 @@ def _validate_agency(user_input: Mapping[str, Any], errors: dict[str, str]) -> s
     return agency
 
 
-async def _async_camera_kinds(hass: HomeAssistant, entity_id: str) -> list[str]:
-    """Return the kinds of live view the camera offers: a stream source, WebRTC.
-
-    Raise HomeAssistantError when the camera cannot be asked (it is off).
-    """
-    source = await async_get_stream_source(hass, entity_id)
-    return [
-        kind
-        for kind, offered in (
-            (STREAM_HLS, bool(source)),
-            (STREAM_WEBRTC, webrtc_share.supports_webrtc(hass, entity_id)),
-        )
-        if offered
-    ]
-
-
 async def _async_validate_camera(hass: HomeAssistant, entity_id: str) -> str | None:
     """Return an error key when the camera cannot be shared, else None."""
     if hass.states.get(entity_id) is None:
         return "camera_not_found"
     try:
-        kinds = await _async_camera_kinds(hass, entity_id)
+        kinds = await async_camera_kinds(hass, entity_id)
     except HomeAssistantError:
         return "camera_not_found"
     return None if kinds else "no_stream_source"
@@ -230,6 +182,8 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                     CONF_CAMERA_ENTITY_ID: camera_to_store(self.hass, camera),
                     CONF_AGENCY_NAME: agency,
                 }
+                if await async_webrtc_only(self.hass, camera):
+                    return await self.async_step_webrtc_only()
                 return await self.async_step_key()
         schema = probatio.Schema(
             {
@@ -245,6 +199,18 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def async_step_webrtc_only(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Tell the resident that this camera's picture cannot be masked."""
+        if user_input is not None:
+            return await self.async_step_key()
+        state = self.hass.states.get(self._camera)
+        return self.async_show_form(
+            step_id="webrtc_only",
+            description_placeholders={"camera": state.name if state else self._camera},
+        )
+
     async def async_step_key(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -257,7 +223,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
             # camera that offers nothing else (a Ring doorbell).
             kinds = [STREAM_HLS]
             with suppress(HomeAssistantError):
-                kinds = (await _async_camera_kinds(self.hass, camera))[:1] or kinds
+                kinds = (await async_camera_kinds(self.hass, camera))[:1] or kinds
             state = self.hass.states.get(camera)
             name = state.name if state else camera
             url, note = _hand_over_url(self.hass, webhook_id)
@@ -369,109 +335,4 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders=_hand_over_placeholders(
                 url, self._data[CONF_VERIFICATION_KEY]
             ),
-        )
-
-
-def _number(option: str) -> NumberSelector:
-    low, high = OPTION_RANGES[option]
-    return NumberSelector(
-        NumberSelectorConfig(min=low, max=high, step=1, mode=NumberSelectorMode.BOX)
-    )
-
-
-def _notify_targets(hass: HomeAssistant) -> list[str]:
-    """Return the notify entities and services to choose from (phones among them)."""
-    services = hass.services.async_services_for_domain("notify")
-    return sorted(
-        {
-            *hass.states.async_entity_ids("notify"),
-            *(f"notify.{name}" for name in services if name not in NOT_NOTIFY_TARGETS),
-        }
-    )
-
-
-def _options_schema(hass: HomeAssistant) -> probatio.Schema:
-    fields: dict[Any, Any] = {
-        probatio.Required(option): _number(option) for option in OPTION_RANGES
-    }
-    fields[probatio.Required(CONF_ALLOWED_INCIDENT_TYPES)] = SelectSelector(
-        SelectSelectorConfig(
-            options=list(DEFAULT_ALLOWED_INCIDENT_TYPES),
-            multiple=True,
-            custom_value=True,
-            translation_key=CONF_ALLOWED_INCIDENT_TYPES,
-        )
-    )
-    fields[probatio.Required(CONF_SHARE_AUDIO)] = BooleanSelector()
-    fields[probatio.Required(CONF_INSTANT_START)] = BooleanSelector()
-    fields[probatio.Optional(CONF_NOTIFY_TARGETS)] = SelectSelector(
-        SelectSelectorConfig(
-            options=_notify_targets(hass), multiple=True, custom_value=True
-        )
-    )
-    fields[probatio.Required(CONF_ALLOW_HTTP_STREAM_URL)] = BooleanSelector()
-    fields[probatio.Required(CONF_REQUIRE_RECIPIENT)] = BooleanSelector()
-    fields[probatio.Optional(CONF_ICE_SERVERS)] = SelectSelector(
-        SelectSelectorConfig(options=[], multiple=True, custom_value=True)
-    )
-    fields[probatio.Optional(CONF_TURN_SECRET)] = TextSelector(
-        TextSelectorConfig(type=TextSelectorType.PASSWORD)
-    )
-    fields[probatio.Required(CONF_ICE_STATIC_CREDENTIALS_ACCEPTED)] = BooleanSelector()
-    fields[probatio.Required(CONF_STREAM_KINDS)] = SelectSelector(
-        SelectSelectorConfig(
-            options=list(STREAM_KINDS),
-            multiple=True,
-            translation_key=CONF_STREAM_KINDS,
-        )
-    )
-    return probatio.Schema(fields)
-
-
-def _validate_options(user_input: Mapping[str, Any], errors: dict[str, str]) -> None:
-    for option, (low, high) in OPTION_RANGES.items():
-        value = user_input[option]
-        if value != int(value) or not low <= value <= high:
-            errors[option] = "out_of_range"
-    types = user_input[CONF_ALLOWED_INCIDENT_TYPES]
-    if any(
-        len(code) > INCIDENT_TYPE_MAX_LEN or not _INCIDENT_TYPE_RE.match(code)
-        for code in types
-    ):
-        errors[CONF_ALLOWED_INCIDENT_TYPES] = "invalid_incident_type"
-    targets = user_input.get(CONF_NOTIFY_TARGETS, [])
-    if any(not target.startswith("notify.") for target in targets):
-        errors[CONF_NOTIFY_TARGETS] = "invalid_notify_target"
-    if not user_input.get(CONF_STREAM_KINDS):
-        errors[CONF_STREAM_KINDS] = "no_stream_kind"
-    try:
-        check_ice_options(user_input)
-    except IceServerError as err:
-        errors[err.field] = err.reason
-
-
-class RtccShareOptionsFlow(OptionsFlow):
-    """The resident's limits; defaults are the privacy-preserving ones."""
-
-    async def async_step_init(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Show every option with its range."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            _validate_options(user_input, errors)
-            if not errors:
-                options = {
-                    **DEFAULT_OPTIONS,
-                    **user_input,
-                    **{option: int(user_input[option]) for option in OPTION_RANGES},
-                }
-                return self.async_create_entry(data=options)
-        current = {**DEFAULT_OPTIONS, **self.config_entry.options, **(user_input or {})}
-        return self.async_show_form(
-            step_id="init",
-            data_schema=self.add_suggested_values_to_schema(
-                _options_schema(self.hass), current
-            ),
-            errors=errors,
         )

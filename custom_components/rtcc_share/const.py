@@ -38,6 +38,9 @@ CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: Final = "ice_static_credentials_accepted"
 # so a share starts from it at once (the city may see that much from before
 # the grant).
 CONF_INSTANT_START: Final = "instant_start"
+# Rectangles painted black on every live view (contract 1.2), stored as
+# [left, top, right, bottom] fractions of the picture.
+CONF_PRIVACY_MASKS: Final = "privacy_masks"
 STREAM_HLS: Final = "hls"
 STREAM_WEBRTC: Final = "webrtc"
 STREAM_KINDS: Final = (STREAM_HLS, STREAM_WEBRTC)
@@ -77,6 +80,7 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     CONF_ICE_STATIC_CREDENTIALS_ACCEPTED: False,
     # Nothing from before a grant unless the resident opts in.
     CONF_INSTANT_START: False,
+    CONF_PRIVACY_MASKS: [],
 }
 
 # Inclusive option ranges.

@@ -7,6 +7,7 @@ from homeassistant.config_entries import ConfigEntry
 from .activation import Activations
 from .audit import AuditLog
 from .live.instant_start import InstantStart
+from .live.masked_view import MaskedView
 from .rejections import Rejections
 from .session import ShareSession
 from .signature import SeenIdStore, Verifier
@@ -24,6 +25,8 @@ class RtccShareData:
     rejections: Rejections
     # The camera's newest keyframe interval kept while consent is on (opt-in).
     instant: InstantStart
+    # The privacy masks in force and the masked picture they make.
+    masked: MaskedView
 
 
 type RtccShareConfigEntry = ConfigEntry[RtccShareData]

@@ -64,6 +64,15 @@ async def async_get_config_entry_diagnostics(
             "webrtc_sessions": async_redact_data(
                 live.webrtc.viewer_summary() if live and live.webrtc else [], TO_REDACT
             ),
+            # How the masking goes (never its URL, which holds a secret).
+            "masking": None
+            if (masked := data.masked.current) is None
+            else {
+                "running": masked.running,
+                "frames_decoded": masked.stats.frames_decoded,
+                "frames_encoded": masked.stats.frames_encoded,
+                "reconnects": masked.stats.reconnects,
+            },
             "activations_24h": session.activations_in_window(),
             "rejected_requests": data.rejections.unauthenticated,
             "seen_message_ids": len(data.seen_ids),

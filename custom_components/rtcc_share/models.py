@@ -124,6 +124,11 @@ class EndReason(StrEnum):
     CAMERA_UNAVAILABLE = "camera_unavailable"
     # The source gained audio the resident does not share (a reconnect, say).
     AUDIO_APPEARED = "audio_appeared"
+    # The masked picture could not be made any more (fail closed).
+    PRIVACY_MASK_FAILED = "privacy_mask_failed"
+    # The resident changed the masks: a grant's record names the masks of
+    # its whole share.
+    PRIVACY_MASKS_CHANGED = "privacy_masks_changed"
     UNLOADED = "unloaded"
     HA_STOPPING = "ha_stopping"
     # A test run made way for a real activation.

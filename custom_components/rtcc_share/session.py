@@ -43,6 +43,7 @@ from .const import (
 )
 from .history import HistoryItem, ShareHistory, StoredConsent
 from .live.hls_share import HlsShare
+from .live.masked_source import MaskedSource
 from .live.webrtc_share import WebRtcShare
 from .models import (
     ActivationRequest,
@@ -73,6 +74,8 @@ class LiveShare:
     stream: HlsShare | None
     webrtc: WebRtcShare | None
     item: HistoryItem
+    # The masked picture every view reads, while privacy masks are set.
+    masked: MaskedSource | None = None
     # The resident's test share (dry_run.py): no view, no token, no history.
     test: bool = False
 
@@ -120,6 +123,7 @@ class ShareSession:
         self.lock = asyncio.Lock()
         self._unsubs: list[CALLBACK_TYPE] = []
         self._expiry_unsub: CALLBACK_TYPE | None = None
+        self._mask_unsub: CALLBACK_TYPE | None = None
         self._lapse_unsub: CALLBACK_TYPE | None = None
         self._consent_stored = False
         self._stopped = False
@@ -280,6 +284,10 @@ class ShareSession:
             live.stream.on_audio_appeared = self._async_audio_appeared
         if live.webrtc is not None:
             live.webrtc.viewers_changed.target = self.async_changed
+        if live.masked is not None:
+            self._mask_unsub = live.masked.async_add_failure_listener(
+                self._async_mask_failed
+            )
         self._expiry_unsub = async_track_point_in_utc_time(
             self.hass, self._async_expired, live.grant.expires
         )
@@ -294,9 +302,10 @@ class ShareSession:
         if (live := self.live) is None:
             return
         self.live = None
-        if self._expiry_unsub:
-            self._expiry_unsub()
-            self._expiry_unsub = None
+        for unsub in (self._expiry_unsub, self._mask_unsub):
+            if unsub is not None:
+                unsub()
+        self._expiry_unsub = self._mask_unsub = None
         # Access ends first, every URL of every kind at once; the record follows.
         for view in live.views:
             view.revoke()
@@ -363,6 +372,19 @@ class ShareSession:
         self.hass.async_create_task(
             self.async_end(EndReason.AUDIO_APPEARED), eager_start=True
         )
+
+    @callback
+    def _async_mask_failed(self) -> None:
+        # The masked source has ended every reader already; this share ends
+        # (not one granted while the end waited for the lock).
+        failed = self.live
+
+        async def _end() -> None:
+            async with self.lock:
+                if self.live is failed:
+                    await self.async_end_locked(EndReason.PRIVACY_MASK_FAILED)
+
+        self.hass.async_create_task(_end(), eager_start=True)
 
     async def _async_expired(self, _now: datetime) -> None:
         self._expiry_unsub = None

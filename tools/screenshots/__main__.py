@@ -2,7 +2,8 @@
 
 Drives headless Chromium (Debian's `chromium`) over the DevTools protocol:
 logs the browser in with the demo owner's token, then captures the config
-flow, the device page and the notifications drawer into docs/images/.
+flow, the device page, the notifications drawer and, with privacy masks set
+for a moment, the demo doorbell beside its Police view into docs/images/.
 
     scripts/develop          # in one terminal
     .venv/bin/python -m tools.screenshots
@@ -92,6 +93,50 @@ async def _click(page: Screen, selector: str, text: str) -> None:
     await asyncio.sleep(3)
 
 
+# The demo doorbell's privacy masks for the screenshot, as the resident types
+# them: the left quarter (a neighbour's drive), a window at the top right.
+SCREENSHOT_MASKS = "0, 0, 25, 100\n70, 0, 100, 40"
+
+
+def _set_masks(instance: Instance, entry_id: str, text: str) -> None:
+    """Set the privacy masks through the real options flow, other options kept."""
+    flow = instance.http.post(
+        "/api/config/config_entries/options/flow", json={"handler": entry_id}
+    ).json()
+    current = {
+        field["name"]: field.get("description", {}).get("suggested_value")
+        for field in flow["data_schema"]
+    }
+    result = instance.http.post(
+        f"/api/config/config_entries/options/flow/{flow['flow_id']}",
+        json={
+            **{k: v for k, v in current.items() if v is not None},
+            "privacy_masks": text,
+        },
+    ).json()
+    if result.get("type") != "create_entry":
+        raise RuntimeError(f"the options flow refused the masks: {result}")
+
+
+async def _police_view(
+    page: Screen, base: str, instance: Instance, entry_id: str, device: str, out: Path
+) -> None:
+    """The Police view camera playing its masked stream, masks set for it."""
+    _set_masks(instance, entry_id, SCREENSHOT_MASKS)
+    try:
+        await page.goto(f"{base}/config/devices/device/{device}", settle=6)
+        # The entity row's name (the Activity card names it in a span).
+        await page.js(
+            f"({DEEP_ALL})('div').find(el => el.children.length === 0 "
+            "&& el.textContent.trim() === 'Police view')?.click()"
+        )
+        # Its more-info dialog: the snapshot, then Home Assistant's own stream.
+        await asyncio.sleep(25)
+        await page.shot(out / "police_view_masks.png")
+    finally:
+        _set_masks(instance, entry_id, "")
+
+
 async def _browse(page: Screen, base: str, state: dict[str, Any], out: Path) -> None:
     instance = Instance(base)
     tokens = instance.tokens(state["password"])
@@ -145,6 +190,7 @@ async def _browse(page: Screen, base: str, state: dict[str, Any], out: Path) -> 
             "/api/services/switch/turn_off",
             json={"entity_id": "switch.demo_doorbell_consent_to_share"},
         ).raise_for_status()
+    await _police_view(page, base, instance, state["entry_id"], device, out)
 
 
 async def run(base: str, state: dict[str, Any], out: Path) -> None:

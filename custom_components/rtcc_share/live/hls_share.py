@@ -160,8 +160,10 @@ async def async_prepare(
     Raise AudioNotRemovableError before anything is granted if the source
     has audio that cannot be kept out; audio that appears later is gated.
     A `local` source is a stream inside the home that already follows the
-    audio rule (the prebuffer): it is not probed for audio, and is opened
-    without the camera's own options (they were used to read the camera).
+    audio rule, the camera's masked picture (`masked_source`, video only by
+    construction) or instant start's prebuffer (`prebuffer`, audio only if
+    shared): it is not probed for audio, and is opened without the camera's
+    own options (they were used to read the camera).
     """
     camera = get_camera_from_entity_id(hass, camera_entity_id)
     camera_settings = await get_dynamic_camera_stream_settings(hass, camera_entity_id)

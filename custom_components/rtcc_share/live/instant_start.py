@@ -27,16 +27,14 @@ import time
 from typing import Any
 
 from homeassistant.components.camera import async_get_stream_source
-from homeassistant.components.camera.helper import get_camera_from_entity_id
-from homeassistant.components.camera.prefs import DynamicStreamSettings
-from homeassistant.components.stream import Stream, create_stream
-from homeassistant.components.stream.const import ATTR_STREAMS
+from homeassistant.components.stream import Stream
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from ..const import CONF_INSTANT_START, CONF_SHARE_AUDIO, DOMAIN, signal_update
-from .hls_stream import STREAM_DOMAIN, LiveHlsStream
+from .hls_stream import LiveHlsStream
+from .masked_view import camera_pyav_options
 from .prebuffer import Burst, CameraSource, Prebuffer
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,25 +68,6 @@ class PrebufferedSource:
             if self.lookback_s is None
             else round(self.lookback_s, 2),
         }
-
-
-def camera_pyav_options(
-    hass: HomeAssistant, camera_entity_id: str, source: str
-) -> dict[str, str]:
-    """Return the PyAV options Home Assistant's stream opens this camera with.
-
-    HA's create_stream validates the camera's stream options and turns them
-    into PyAV options for this source; the Stream it makes is never started.
-    """
-    camera = get_camera_from_entity_id(hass, camera_entity_id)
-    template = create_stream(
-        hass,
-        source,
-        options=camera.stream_options,
-        dynamic_stream_settings=DynamicStreamSettings(),
-    )
-    hass.data[STREAM_DOMAIN][ATTR_STREAMS].remove(template)
-    return template.pyav_options
 
 
 class InstantStart:
@@ -170,6 +149,17 @@ class InstantStart:
             "buffered_bytes": size,
             **asdict(prebuffer.stats),
         }
+
+    def reader_url(self, purpose: str) -> str | None:
+        """Return a fresh name's URL of the prebuffer, if it has the camera open.
+
+        For another reader inside the home (the privacy-mask pipeline), asked
+        at each of its connections: each gets the buffered interval.
+        """
+        prebuffer = self._prebuffer
+        if prebuffer is None or not prebuffer.connected:
+            return None
+        return prebuffer.url(f"{purpose}_{secrets.token_hex(8)}")
 
     def share_source(self) -> PrebufferedSource | None:
         """Return a new share's reading of the prebuffer, if it has the camera open."""
