@@ -26,7 +26,11 @@ from custom_components.rtcc_share.const import (
 from custom_components.rtcc_share.live import tokens
 from custom_components.rtcc_share.live.instant_start import InstantStart
 from custom_components.rtcc_share.live.loopback import LoopbackServer
-from custom_components.rtcc_share.live.masks import format_masks, masks_from_option
+from custom_components.rtcc_share.live.masks import (
+    Mask,
+    format_masks,
+    masks_from_option,
+)
 from custom_components.rtcc_share.live.prebuffer import Prebuffer
 
 from .common import (
@@ -40,6 +44,7 @@ from .common import (
 )
 from .conftest import SourceCamera
 from .gop_camera import TICKS, GopCamera, frame_number
+from .mask_video import brightest_masked, luma
 
 THREAD = "rtcc_share prebuffer"
 
@@ -455,3 +460,55 @@ async def test_a_long_burst_is_one_segment(
     parts = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", playlist)]
     assert sum(parts) - hold_back < durations[0]
     await city_player.end("JPD-RTCC-0006")
+
+
+MASKS: tuple[Mask, ...] = ((0.1, 0.05, 0.33, 0.5), (0.6, 0.1, 0.9, 0.6))
+
+
+@pytest.mark.parametrize("keyframe_s", [4.0])
+@pytest.mark.parametrize(
+    "entry_options",
+    [
+        {
+            **DEFAULT_OPTIONS,
+            CONF_INSTANT_START: True,
+            CONF_PRIVACY_MASKS: [list(mask) for mask in MASKS],
+        }
+    ],
+)
+async def test_masks_are_painted_on_the_buffered_video_too(
+    hass: HomeAssistant,
+    integration: MockConfigEntry,
+    gop_camera: GopCamera,
+    city_player: Grant,
+) -> None:
+    """With masks, the masking reads the prebuffer: every frame masked.
+
+    The share reads only the masked picture, whose pipeline got the buffered
+    interval (the camera has one connection, the prebuffer's); the first
+    segment's frames and every one after are masked; the grant's record
+    names the masks and instant start.
+    """
+    await turn_on_consent(hass)
+    prebuffer = await _buffering(integration)
+    await _until(lambda: gop_camera.now() % gop_camera.gop == 25)
+    status, body = await city_player.activate("JPD-RTCC-0007")
+    assert status == 201, body
+    share = integration.runtime_data.session.live.stream
+    assert "/prebuffer/" not in share.stream.source
+    assert "/masked.ts" in share.stream.source
+    init, segment = await city_player.first_segment()
+    kinds, frames = await hass.async_add_executor_job(_decode, init, segment)
+    assert kinds == ["video"]
+    assert frames[0].key_frame
+    for frame in frames:
+        assert brightest_masked(luma(frame), MASKS) <= 20
+    # The masking began with the buffered interval, not the camera.
+    assert prebuffer.stats.bursts >= 1
+    assert any(name.startswith("mask_") for name in prebuffer._names)
+    assert gop_camera.connections == 1
+    records = await integration.runtime_data.audit.async_export(None, None)
+    [granted] = [r for r in records if r["event"] == "activation_granted"]
+    assert granted["privacy_masks"] == [list(mask) for mask in MASKS]
+    assert granted["instant_start"] is True
+    await city_player.end("JPD-RTCC-0007")
