@@ -260,13 +260,13 @@ class Prebuffer:
         """Listen on loopback and start reading the camera (once)."""
         if self._loop is not None:
             raise RuntimeError("opened twice")
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         await self._server.async_open()
         if self._closed:  # halted meanwhile
             await self._server.async_close()
             return
         self._thread = threading.Thread(
-            target=self._work, name="rtcc_share prebuffer", daemon=True
+            target=self._work, args=(loop,), name="rtcc_share prebuffer", daemon=True
         )
         self._thread.start()
 
@@ -367,13 +367,13 @@ class Prebuffer:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(reader.out.end)
 
-    def _work(self) -> None:
+    def _work(self, loop: asyncio.AbstractEventLoop) -> None:
         delays = iter(RETRY_DELAYS_S)
         delay = 0.0
         while not self._stop.wait(delay):
             began = time.monotonic()
             try:
-                self._read()
+                self._read(loop)
             except SourceError:
                 pass
             except Exception as err:  # noqa: BLE001 - the camera is retried
@@ -388,18 +388,17 @@ class Prebuffer:
                 delays = iter(RETRY_DELAYS_S)
             delay = next(delays, RETRY_DELAYS_S[-1])
 
-    def _camera(self) -> CameraSource:
-        assert self._loop is not None
+    def _camera(self, loop: asyncio.AbstractEventLoop) -> CameraSource:
         try:
-            camera = from_loop(self._loop, self._source, SOURCE_TIMEOUT_S)
+            camera = from_loop(loop, self._source, SOURCE_TIMEOUT_S)
         except Exception as err:
             raise SourceError(type(err).__name__) from err
         if camera is None:
             raise SourceError("no stream source")
         return camera
 
-    def _open(self) -> InputContainer:
-        url, pyav_options = self._camera()
+    def _open(self, loop: asyncio.AbstractEventLoop) -> InputContainer:
+        url, pyav_options = self._camera(loop)
         options = {**FAST_OPEN, **pyav_options}
         if "stimeout" in options:  # renamed in FFmpeg 5, as HA's worker does
             options["timeout"] = options.pop("stimeout")
@@ -413,9 +412,9 @@ class Prebuffer:
             # Never the message: PyAV's carries the URL.
             raise SourceError(type(err).__name__) from err
 
-    def _read(self) -> None:
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
         """Buffer and pass on one camera connection's packets until it ends."""
-        with self._open() as container:
+        with self._open(loop) as container:
             video = next(iter(container.streams.video), None)
             if video is None or video.codec_context.name not in VIDEO_CODECS:
                 raise SourceError("no usable video")
