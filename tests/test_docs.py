@@ -349,7 +349,18 @@ BENCH_WHEP = (
     r" frame, aiortc\), median of 3: ([\d.]+) s"
 )
 
+BENCH_INSTANT_1S = (
+    r"instant start, 1 s keyframes: time to first frame after the 201,"
+    r" hls\.js in Chromium on stream_url, median of 3: ([\d.]+) s"
+)
+BENCH_INSTANT_4S = (
+    r"instant start, 4 s keyframes: time to first frame after the 201,"
+    r" hls\.js in Chromium on stream_url, median of 3: ([\d.]+) s"
+)
+
 FIGURES: list[tuple[str, str, str]] = [
+    (CITY_API, r"first picture ([\d.]+) s after\s+the 201", BENCH_INSTANT_1S),
+    (CITY_API, r"every second, and ([\d.]+) s with one every 4 s", BENCH_INSTANT_4S),
     ("README.md", r"the first picture came ([\d.]+) s after the grant", BENCH_HLSJS_1S),
     ("README.md", r"every second, and ([\d.]+) s with one every 2 s", BENCH_HLSJS_2S),
     ("README.md", r"the first frame came ([\d.]+) s after the WHEP answer", BENCH_WHEP),
