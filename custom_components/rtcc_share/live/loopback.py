@@ -220,6 +220,7 @@ class LoopbackServer:
             "Basic " + base64.b64encode(f"{USER}:{self._secret}".encode()).decode()
         ).encode()
         self._runner: web.AppRunner | None = None
+        self._socket: socket.socket | None = None
         self._port = 0
 
     @property
@@ -250,12 +251,17 @@ class LoopbackServer:
             await runner.cleanup()
             raise
         self._port = sock.getsockname()[1]
-        self._runner = runner
+        self._runner, self._socket = runner, sock
 
     async def async_close(self) -> None:
         """Stop listening; open connections are closed."""
-        if self._runner is not None:
+        if self._runner is not None and self._socket is not None:
             runner, self._runner = self._runner, None
+            # asyncio makes an accepted connection's transport a loop turn
+            # later, and fails ("Error on transport creation") if its server
+            # closed meanwhile: stop accepting, let those attach, then close.
+            asyncio.get_running_loop().remove_reader(self._socket.fileno())
+            await asyncio.sleep(0)
             await runner.cleanup()
 
     def authorized(self, request: web.Request) -> bool:
