@@ -1,7 +1,6 @@
 """Config and reconfigure flows for rtcc_share (the options flow: options_flow.py)."""
 
 from collections.abc import Mapping
-from contextlib import suppress
 from typing import Any
 
 from homeassistant.components import webhook
@@ -31,11 +30,11 @@ from .const import (
     DOMAIN,
     PUBLIC_KEY_PREFIX,
     SECRET_PREFIX,
-    STREAM_HLS,
+    STREAM_WEBRTC,
 )
 from .options_flow import RtccShareOptionsFlow
 from .signature import InvalidKeyError, check_new_key, generate_secret
-from .source_camera import async_camera_kinds, async_webrtc_only, camera_to_store
+from .source_camera import async_camera_kinds, camera_to_store
 
 CONF_KEY_MODE = "key_mode"
 KEY_MODE_GENERATE = "generate"
@@ -48,27 +47,18 @@ URL_PATH_ONLY = "webhook_path_only"
 URL_INSECURE = "webhook_url_insecure"
 
 
-KEY_MODE_SELECTOR = SelectSelector(
-    SelectSelectorConfig(
-        options=[KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE],
-        translation_key=CONF_KEY_MODE,
-        mode=SelectSelectorMode.LIST,
+def _key_schema(*modes: str) -> probatio.Schema:
+    """Return the key form offering these modes, the first by default."""
+    selector = SelectSelector(
+        SelectSelectorConfig(
+            options=list(modes),
+            translation_key=CONF_KEY_MODE,
+            mode=SelectSelectorMode.LIST,
+        )
     )
-)
-# Reconfigure also offers to keep the key, to change only the agency's name.
-RECONFIGURE_KEY_MODE_SELECTOR = SelectSelector(
-    SelectSelectorConfig(
-        options=[KEY_MODE_KEEP, KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE],
-        translation_key=CONF_KEY_MODE,
-        mode=SelectSelectorMode.LIST,
-    )
-)
-
-
-def _key_schema(selector: SelectSelector, default: str) -> probatio.Schema:
     return probatio.Schema(
         {
-            probatio.Required(CONF_KEY_MODE, default=default): selector,
+            probatio.Required(CONF_KEY_MODE, default=modes[0]): selector,
             probatio.Optional(CONF_VERIFICATION_KEY): TextSelector(),
         }
     )
@@ -105,15 +95,17 @@ def _validate_agency(user_input: Mapping[str, Any], errors: dict[str, str]) -> s
     return agency
 
 
-async def _async_validate_camera(hass: HomeAssistant, entity_id: str) -> str | None:
-    """Return an error key when the camera cannot be shared, else None."""
+async def _async_validate_camera(
+    hass: HomeAssistant, entity_id: str
+) -> tuple[str | None, list[str]]:
+    """Return an error key when the camera cannot be shared, and what it offers."""
     if hass.states.get(entity_id) is None:
-        return "camera_not_found"
+        return "camera_not_found", []
     try:
         kinds = await async_camera_kinds(hass, entity_id)
     except HomeAssistantError:
-        return "camera_not_found"
-    return None if kinds else "no_stream_source"
+        return "camera_not_found", []
+    return (None if kinds else "no_stream_source"), kinds
 
 
 def _hand_over_url(hass: HomeAssistant, webhook_id: str) -> tuple[str, str | None]:
@@ -152,6 +144,8 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with nothing chosen."""
         self._data: dict[str, Any] = {}
         self._camera = ""
+        # The kinds of live view the camera offered when it was picked.
+        self._kinds: list[str] = []
 
     @staticmethod
     @callback
@@ -172,17 +166,17 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
             # An entry not yet migrated from storing the entity id.
             self._async_abort_entries_match({CONF_CAMERA_ENTITY_ID: camera})
             agency = _validate_agency(user_input, errors)
-            if not errors and (
-                error := await _async_validate_camera(self.hass, camera)
-            ):
-                errors[CONF_CAMERA_ENTITY_ID] = error
+            if not errors:
+                error, self._kinds = await _async_validate_camera(self.hass, camera)
+                if error:
+                    errors[CONF_CAMERA_ENTITY_ID] = error
             if not errors:
                 self._camera = camera
                 self._data = {
                     CONF_CAMERA_ENTITY_ID: camera_to_store(self.hass, camera),
                     CONF_AGENCY_NAME: agency,
                 }
-                if await async_webrtc_only(self.hass, camera):
+                if self._kinds == [STREAM_WEBRTC]:
                     return await self.async_step_webrtc_only()
                 return await self.async_step_key()
         schema = probatio.Schema(
@@ -221,9 +215,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
             camera = self._camera
             # HLS where the camera has a stream source; WebRTC only for a
             # camera that offers nothing else (a Ring doorbell).
-            kinds = [STREAM_HLS]
-            with suppress(HomeAssistantError):
-                kinds = (await async_camera_kinds(self.hass, camera))[:1] or kinds
+            kinds = self._kinds[:1]
             state = self.hass.states.get(camera)
             name = state.name if state else camera
             url, note = _hand_over_url(self.hass, webhook_id)
@@ -247,7 +239,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="key",
             data_schema=self.add_suggested_values_to_schema(
-                _key_schema(KEY_MODE_SELECTOR, KEY_MODE_PUBLIC_KEY), user_input
+                _key_schema(KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE), user_input
             ),
             errors=errors,
         )
@@ -312,9 +304,11 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_update_and_abort(
                     entry, data_updates=self._data, reason="agency_changed"
                 )
+        # Reconfigure also offers to keep the key, to change only the agency.
+        keys = _key_schema(KEY_MODE_KEEP, KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE)
         schema = probatio.Schema(
             {probatio.Required(CONF_AGENCY_NAME): TextSelector()}
-        ).extend(_key_schema(RECONFIGURE_KEY_MODE_SELECTOR, KEY_MODE_KEEP).schema)
+        ).extend(keys.schema)
         suggested = user_input or {CONF_AGENCY_NAME: entry.data[CONF_AGENCY_NAME]}
         return self.async_show_form(
             step_id="change_key",
