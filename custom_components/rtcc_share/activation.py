@@ -12,9 +12,7 @@ is the webhook's to choose.
 from datetime import datetime, timedelta
 import logging
 
-from homeassistant.components.camera import async_get_stream_source
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.util import dt as dt_util
 
@@ -52,7 +50,7 @@ from .policy import decide, limits_from_options
 from .rejections import Rejections
 from .repair_issues import Repairs
 from .session import LiveShare, ShareSession
-from .source_camera import police_view_entity_id
+from .source_camera import async_stream_source, police_view_entity_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -169,7 +167,9 @@ class Activations:
             masked = await self._masked.async_source()
             source = None if masked is None else masked.url
         else:
-            source = await self._async_source()
+            source = await async_stream_source(
+                self._hass, self._session.camera_entity_id
+            )
         offered = self._offered(source, masked)
         if not (kinds := request.accept_streams & offered):
             return await self.async_refuse(
@@ -360,14 +360,6 @@ class Activations:
             if stream is not None:
                 await hls_share.async_revoke(self._hass, stream)
             raise
-
-    async def _async_source(self) -> str | None:
-        try:
-            return await async_get_stream_source(
-                self._hass, self._session.camera_entity_id
-            )
-        except HomeAssistantError:
-            return None
 
     def external_base_url(self) -> str | None:
         """Return the external HTTPS URL (or, in lab mode, any URL) to hand out."""

@@ -10,7 +10,6 @@ from homeassistant.components.camera import (
     Camera,
     CameraEntityDescription,
     async_get_image,
-    async_get_stream_source,
 )
 from homeassistant.components.camera.const import CameraEntityFeature
 from homeassistant.const import STATE_UNAVAILABLE
@@ -22,7 +21,7 @@ from homeassistant.helpers.event import async_track_state_change_event
 from .data import RtccShareConfigEntry
 from .entity import RtccShareEntity
 from .live.masked_source import MaskUnavailableError
-from .source_camera import POLICE_VIEW_KEY
+from .source_camera import POLICE_VIEW_KEY, async_stream_source
 
 PARALLEL_UPDATES = 0
 
@@ -102,12 +101,7 @@ class PoliceViewCamera(RtccShareEntity, Camera):
         if masked.masks:
             source = await masked.async_source()
             return None if source is None else source.url
-        try:
-            return await async_get_stream_source(
-                self.hass, self.session.camera_entity_id
-            )
-        except HomeAssistantError:
-            return None
+        return await async_stream_source(self.hass, self.session.camera_entity_id)
 
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None

@@ -42,6 +42,14 @@ def police_view_entity_id(hass: HomeAssistant, entry_id: str) -> str | None:
     )
 
 
+async def async_stream_source(hass: HomeAssistant, entity_id: str) -> str | None:
+    """Return the camera's stream source; None if it has none or cannot be asked."""
+    try:
+        return await async_get_stream_source(hass, entity_id)
+    except HomeAssistantError:
+        return None
+
+
 async def async_camera_kinds(hass: HomeAssistant, entity_id: str) -> list[str]:
     """Return the kinds of live view the camera offers: a stream source, WebRTC.
 

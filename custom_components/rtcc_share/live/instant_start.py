@@ -19,11 +19,10 @@ Consent off, the option off and unloading stop it at once.
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 import functools
 import logging
 import secrets
-import time
 from typing import Any
 
 from homeassistant.components.camera import async_get_stream_source
@@ -50,9 +49,8 @@ class PrebufferedSource:
     # The buffered video its newest connection began with (Prebuffer.burst).
     burst: Callable[[], Burst | None]
     # How old the buffered keyframe was when the share was prepared (None
-    # without one), and when that was (monotonic).
+    # without one).
     lookback_s: float | None
-    prepared_at: float = field(default_factory=time.monotonic)
 
     def attach(self, stream: Stream) -> None:
         """Read the prebuffer in a share's stream; cut its first segment at the burst."""

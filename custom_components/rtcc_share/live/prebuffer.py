@@ -205,7 +205,6 @@ class Prebuffer:
         self._gop: _Gop | None = None
         self._readers: list[_Reader] = []
         self._names: OrderedDict[str, _Name] = OrderedDict()
-        self._closed = False
         self.stats = PrebufferStats()
 
     # Event loop.
@@ -213,7 +212,7 @@ class Prebuffer:
     @property
     def running(self) -> bool:
         """Return True between async_open and async_close."""
-        return self._thread is not None and not self._closed
+        return self._thread is not None and not self._stop.is_set()
 
     @property
     def reader_options(self) -> dict[str, str]:
@@ -262,7 +261,7 @@ class Prebuffer:
             raise RuntimeError("opened twice")
         self._loop = loop = asyncio.get_running_loop()
         await self._server.async_open()
-        if self._closed:  # halted meanwhile
+        if self._stop.is_set():  # halted meanwhile
             await self._server.async_close()
             return
         self._thread = threading.Thread(
@@ -276,7 +275,6 @@ class Prebuffer:
         The camera connection closes at the thread's next packet, or when
         its read times out; async_close waits for that.
         """
-        self._closed = True
         self._stop.set()
         self._gop = None
         readers, self._readers = self._readers, []
@@ -296,7 +294,7 @@ class Prebuffer:
         name = request.match_info["name"]
         if not NAME.fullmatch(name):
             return web.Response(status=HTTPStatus.NOT_FOUND)
-        if self._closed or (connection := self._connection) is None:
+        if self._stop.is_set() or (connection := self._connection) is None:
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE)
         loop = asyncio.get_running_loop()
         reader = LoopbackReader(
@@ -321,7 +319,7 @@ class Prebuffer:
     ) -> _Reader | None:
         """Add a reader; send it the buffered GOP if its name has not had it."""
         with self._lock:
-            if self._closed or connection is not self._connection:
+            if self._stop.is_set() or connection is not self._connection:
                 return None
             state = self._names.pop(name, None) or _Name()
             self._names[name] = state
