@@ -47,18 +47,27 @@ URL_PATH_ONLY = "webhook_path_only"
 URL_INSECURE = "webhook_url_insecure"
 
 
-def _key_schema(*modes: str) -> probatio.Schema:
-    """Return the key form offering these modes, the first by default."""
-    selector = SelectSelector(
-        SelectSelectorConfig(
-            options=list(modes),
-            translation_key=CONF_KEY_MODE,
-            mode=SelectSelectorMode.LIST,
-        )
+KEY_MODE_SELECTOR = SelectSelector(
+    SelectSelectorConfig(
+        options=[KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE],
+        translation_key=CONF_KEY_MODE,
+        mode=SelectSelectorMode.LIST,
     )
+)
+# Reconfigure also offers to keep the key, to change only the agency's name.
+RECONFIGURE_KEY_MODE_SELECTOR = SelectSelector(
+    SelectSelectorConfig(
+        options=[KEY_MODE_KEEP, KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE],
+        translation_key=CONF_KEY_MODE,
+        mode=SelectSelectorMode.LIST,
+    )
+)
+
+
+def _key_schema(selector: SelectSelector, default: str) -> probatio.Schema:
     return probatio.Schema(
         {
-            probatio.Required(CONF_KEY_MODE, default=modes[0]): selector,
+            probatio.Required(CONF_KEY_MODE, default=default): selector,
             probatio.Optional(CONF_VERIFICATION_KEY): TextSelector(),
         }
     )
@@ -95,17 +104,23 @@ def _validate_agency(user_input: Mapping[str, Any], errors: dict[str, str]) -> s
     return agency
 
 
-async def _async_validate_camera(
-    hass: HomeAssistant, entity_id: str
-) -> tuple[str | None, list[str]]:
-    """Return an error key when the camera cannot be shared, and what it offers."""
+async def _async_offered(hass: HomeAssistant, entity_id: str) -> list[str] | None:
+    """Return the kinds of live view the camera offers; None if it cannot be asked."""
     if hass.states.get(entity_id) is None:
-        return "camera_not_found", []
+        return None
     try:
-        kinds = await async_camera_kinds(hass, entity_id)
+        return await async_camera_kinds(hass, entity_id)
     except HomeAssistantError:
-        return "camera_not_found", []
-    return (None if kinds else "no_stream_source"), kinds
+        return None
+
+
+def _camera_error(offered: list[str] | None) -> str | None:
+    """Return an error key when the camera cannot be shared, else None."""
+    if offered is None:
+        return "camera_not_found"
+    if not offered:
+        return "no_stream_source"
+    return None
 
 
 def _hand_over_url(hass: HomeAssistant, webhook_id: str) -> tuple[str, str | None]:
@@ -167,9 +182,10 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
             self._async_abort_entries_match({CONF_CAMERA_ENTITY_ID: camera})
             agency = _validate_agency(user_input, errors)
             if not errors:
-                error, self._kinds = await _async_validate_camera(self.hass, camera)
-                if error:
+                offered = await _async_offered(self.hass, camera)
+                if error := _camera_error(offered):
                     errors[CONF_CAMERA_ENTITY_ID] = error
+                self._kinds = offered or []
             if not errors:
                 self._camera = camera
                 self._data = {
@@ -239,7 +255,7 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="key",
             data_schema=self.add_suggested_values_to_schema(
-                _key_schema(KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE), user_input
+                _key_schema(KEY_MODE_SELECTOR, KEY_MODE_PUBLIC_KEY), user_input
             ),
             errors=errors,
         )
@@ -304,11 +320,9 @@ class RtccShareConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_update_and_abort(
                     entry, data_updates=self._data, reason="agency_changed"
                 )
-        # Reconfigure also offers to keep the key, to change only the agency.
-        keys = _key_schema(KEY_MODE_KEEP, KEY_MODE_PUBLIC_KEY, KEY_MODE_GENERATE)
         schema = probatio.Schema(
             {probatio.Required(CONF_AGENCY_NAME): TextSelector()}
-        ).extend(keys.schema)
+        ).extend(_key_schema(RECONFIGURE_KEY_MODE_SELECTOR, KEY_MODE_KEEP).schema)
         suggested = user_input or {CONF_AGENCY_NAME: entry.data[CONF_AGENCY_NAME]}
         return self.async_show_form(
             step_id="change_key",
